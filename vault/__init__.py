@@ -1,0 +1,1 @@
+"""Vault/OpenBao tooling: HCL policies, the local persistent server and the idempotent bootstrap."""

@@ -1,0 +1,57 @@
+"""`python -m origin [--host H] [--port P] [--models-dir DIR]` (env: OUTPOST_ORIGIN_*)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from origin.settings import OriginSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = argparse.ArgumentParser(prog="python -m origin", description=__doc__)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--models-dir", type=Path)
+    parser.add_argument("--log-level")
+    parser.add_argument("--no-watch", action="store_true", help="disable hot reload")
+    args = parser.parse_args(argv)
+    overrides = {
+        k: v
+        for k, v in {
+            "host": args.host,
+            "port": args.port,
+            "models_dir": args.models_dir,
+            "log_level": args.log_level,
+        }.items()
+        if v is not None
+    }
+    if args.no_watch:
+        overrides["watch"] = False
+    settings = OriginSettings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    from origin.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

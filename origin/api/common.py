@@ -1,0 +1,152 @@
+"""Helpers shared by the routers: fast JSON in/out, limits, and running inputs through a model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+from origin.engine.batcher import BatcherClosed, QueueFull
+from origin.engine.tasks import InputError
+from origin.problems import Problem, validation_problem
+from origin.repository.registry import ModelRegistry, ServedVersion
+from origin.settings import OriginSettings
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+_INLINE_TOKENIZE_CHARS = 4096  # above this, tokenize in a thread so the loop stays free
+
+
+def json_response(data: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    """orjson-encoded response (numpy arrays allowed)."""
+    body = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def no_store(data: Any, status: int = 200) -> Response:
+    return json_response(data, {"Cache-Control": "no-store"}, status)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """Check the content type, read the body and validate it: 415 / 400 / 422 problems."""
+    ctype = request.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send the body as application/json (got {media or 'no content type'!r})",
+        )
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise Problem(400, "malformed-request", "request body is not valid JSON") from None
+        raise validation_problem(list(errors)) from None
+
+
+def check_texts(texts: Sequence[str], settings: OriginSettings, field: str = "input") -> None:
+    """Count and size limits for text inputs (422)."""
+    if not texts:
+        raise Problem(
+            422,
+            "invalid-request",
+            f"{field} must not be empty",
+            errors=[{"field": field, "message": "empty"}],
+        )
+    if len(texts) > settings.max_inputs_per_request:
+        raise Problem(
+            422,
+            "too-many-inputs",
+            f"{len(texts)} inputs; at most {settings.max_inputs_per_request} per request",
+            errors=[{"field": field, "message": "too many inputs"}],
+        )
+    for i, text in enumerate(texts):
+        if not text:
+            raise Problem(
+                422,
+                "invalid-request",
+                f"{field}[{i}] is an empty string",
+                errors=[{"field": f"{field}.{i}", "message": "empty string"}],
+            )
+        if len(text) > settings.max_input_chars:
+            raise Problem(
+                422,
+                "input-too-long",
+                f"{field}[{i}] has {len(text)} characters; at most {settings.max_input_chars}",
+                errors=[{"field": f"{field}.{i}", "message": "too long"}],
+            )
+
+
+def require_task(served: ServedVersion, *tasks: str) -> None:
+    if served.pipeline.task not in tasks:
+        raise Problem(
+            422,
+            "wrong-task",
+            f"model {served.name!r} is a {served.pipeline.task} model; this endpoint needs "
+            f"{' or '.join(tasks)}",
+        )
+
+
+async def run_on_model(
+    registry: ModelRegistry,
+    name: str,
+    version: int | None,
+    prepare: Callable[[ServedVersion], Any],
+) -> tuple[ServedVersion, Any, list[Any]]:
+    """Resolve the model, build items with `prepare(served)`, run them through its batcher.
+
+    `prepare` returns (items, extra); if the version is swapped out between resolution and
+    queueing (hot reload), resolve again once. Queue full -> 429 with Retry-After.
+    """
+    for attempt in range(3):
+        served = registry.resolve(name, version)
+        items, extra = await prepare(served)
+        try:
+            results = await served.batcher.submit(items)
+        except BatcherClosed:
+            if attempt == 2:
+                raise Problem(
+                    503, "unavailable", "model is reloading; retry", headers={"Retry-After": "1"}
+                ) from None
+            await asyncio.sleep(0)
+            continue
+        except QueueFull as full:
+            registry.metrics.rejected.labels(name).inc()
+            raise Problem(
+                429,
+                "overloaded",
+                f"model {name!r} is busy; retry after {full.retry_after} s",
+                headers={"Retry-After": str(full.retry_after)},
+            ) from None
+        registry.metrics.inputs.labels(name, str(served.version)).inc(len(items))
+        return served, extra, results
+    raise AssertionError("unreachable")
+
+
+async def tokenize(served: ServedVersion, texts: Sequence[str], field: str = "input") -> Any:
+    """Tokenize (in a thread when large); too-long input in reject mode -> 422."""
+    pipeline: Any = served.pipeline
+    try:
+        if sum(len(t) for t in texts) <= _INLINE_TOKENIZE_CHARS:
+            return pipeline.tokenize(texts)
+        return await asyncio.to_thread(pipeline.tokenize, texts)
+    except InputError as exc:
+        loc = f"{field}.{exc.index}" if exc.index is not None else field
+        raise Problem(
+            422, "input-too-long", exc.message, errors=[{"field": loc, "message": "too long"}]
+        ) from None
+
+
+def parse_version(version: str) -> int:
+    if not version.isdigit() or int(version) < 1:
+        raise Problem(404, "version-not-found", f"version {version!r} is not a version number")
+    return int(version)

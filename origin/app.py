@@ -1,0 +1,137 @@
+"""The origin app factory.
+
+    app = create_app(settings, components=[...])
+
+Plug-in hook for other parts (identity, secrets): pass objects satisfying `OriginComponent`:
+
+- `router`: an `APIRouter` (or None), mounted right after the component's `start()` returns
+  (so `start()` may still add routes to it); a component that fails to start gets no routes;
+- `async start()`: called at start-up, in order, after the models are loaded;
+- `async stop()`: called at shutdown, in reverse order;
+- `health() -> dict`: `{"ready": bool, "degraded": [reason, ...]}`; `ready: False` makes
+  `/v2/health/ready` answer 503, and each reason is listed in `/healthz` under `degraded`.
+
+A component that fails to start is logged and reported as a startup error (the origin keeps
+serving models but is not ready). `extra_routers` mounts plain routers with no lifecycle.
+Components can reach shared state via `request.app.state` (`settings`, `registry`, `metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+from fastapi import APIRouter, FastAPI
+
+from origin import __version__
+from origin.api import health, oip, openai
+from origin.metrics import OriginMetrics
+from origin.middleware import OriginMiddleware
+from origin.problems import install_problem_handlers
+from origin.repository.registry import ModelRegistry
+from origin.repository.watcher import watch_models
+from origin.settings import OriginSettings
+
+log = logging.getLogger("origin")
+
+
+@runtime_checkable
+class OriginComponent(Protocol):
+    """Something with routes, a lifecycle and a health report (see the module docstring)."""
+
+    router: APIRouter | None
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+def create_app(
+    settings: OriginSettings | None = None,
+    *,
+    components: Sequence[OriginComponent] = (),
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build the origin FastAPI app; models load (and the watcher starts) in its lifespan."""
+    settings = settings or OriginSettings()
+    metrics = OriginMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="ort")
+        registry = ModelRegistry(settings.models_dir, executor, metrics)
+        app.state.registry = registry
+        stop = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
+        started: list[OriginComponent] = []
+        try:
+            await registry.sync()
+            if settings.watch:
+                watcher = asyncio.create_task(
+                    watch_models(
+                        registry,
+                        stop,
+                        debounce_ms=settings.watch_debounce_ms,
+                        force_polling=settings.watch_force_polling,
+                    ),
+                    name="model-watcher",
+                )
+            for comp in components:
+                try:
+                    await comp.start()
+                    started.append(comp)
+                    if comp.router is not None:  # mounted after start: it may add routes there
+                        app.include_router(comp.router)
+                except Exception as exc:
+                    log.exception("component %s failed to start", type(comp).__name__)
+                    app.state.startup_error = f"{type(comp).__name__} failed to start: {exc}"
+            log.info(
+                "origin ready: %d model(s) from %s",
+                len(registry.models),
+                settings.models_dir,
+            )
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
+            for comp in reversed(started):
+                try:
+                    await comp.stop()
+                except Exception:
+                    log.exception("component %s failed to stop", type(comp).__name__)
+            await registry.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="Outpost origin",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.components = list(components)
+    app.state.startup_error = None
+    install_problem_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(oip.router)
+    app.include_router(health.router)
+    for router in extra_routers:
+        app.include_router(router)
+    app.add_middleware(
+        OriginMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        access_log=settings.access_log,
+    )
+    return app

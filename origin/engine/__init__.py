@@ -1,0 +1,1 @@
+"""Inference engine: onnxruntime sessions, per-task pipelines and the dynamic batcher."""

@@ -1,0 +1,461 @@
+"""Per-task pipelines: pre-processing (tokenize / validate), one batched ORT call, post-processing.
+
+A pipeline turns one request into *items* (one per text input, or one per tensor request), the
+batcher coalesces items from many requests, and `run_batch` (called in a worker thread) returns
+one result per item. Tokenization happens before queueing so the batcher knows each item's cost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from origin.engine.onnx_session import (
+    NUMPY_TO_OIP,
+    OIP_TO_NUMPY,
+    TensorInfo,
+    session_inputs,
+    session_outputs,
+)
+from origin.repository.config import ModelConfig, ModelFolderError
+
+
+class InputError(ValueError):
+    """A client input the model cannot take (answered 422); `index` names the offending input."""
+
+    def __init__(self, message: str, *, index: int | None = None, field: str = "input") -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class TextItem:
+    """One tokenized input: token ids (and type ids), its length is the batching cost."""
+
+    ids: list[int]
+    type_ids: list[int]
+
+    @property
+    def cost(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorItem:
+    """One tensor request: named arrays sharing a leading batch dimension of `rows`."""
+
+    arrays: dict[str, np.ndarray]
+    rows: int
+    key: tuple[Any, ...] | None
+
+    @property
+    def cost(self) -> int:
+        return self.rows
+
+
+# ----------------------------------------------------------------------------- text pipelines
+
+
+_VOCAB_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """Load the folder's Hugging Face fast tokenizer offline (transformers' AutoTokenizer)."""
+    from transformers import AutoTokenizer
+
+    # Without vocabulary files transformers would build an empty tokenizer: refuse that.
+    if not any((folder / f).is_file() for f in _VOCAB_FILES):
+        raise ModelFolderError(
+            folder / "tokenizer.json",
+            None,
+            f"no tokenizer files (one of {', '.join(_VOCAB_FILES)}) in the version folder",
+        )
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
+    except Exception as exc:  # transformers raises many types for broken folders
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFolderError(
+            folder / "tokenizer.json", None, f"cannot load tokenizer: {msg}"
+        ) from None
+    if not getattr(tok, "is_fast", False):
+        raise ModelFolderError(folder / "tokenizer.json", None, "a fast tokenizer is required")
+    return tok
+
+
+def _read_hf_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(path, None, f"not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+class TextPipeline:
+    """Shared tokenization and padding for the text tasks."""
+
+    task = "text"
+    padded_cost = True
+
+    def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
+        self.config = config
+        self.session = session
+        self.folder = folder
+        self.inputs = session_inputs(session)
+        self.outputs = session_outputs(session)
+        self.hf_config = _read_hf_config(folder)
+        names = {i.name for i in self.inputs}
+        for required in ("input_ids", "attention_mask"):
+            if required not in names:
+                raise ModelFolderError(
+                    folder / "model.onnx",
+                    "inputs",
+                    f"a {config.task} model needs an input named {required!r}; "
+                    f"the graph has {sorted(names)}",
+                )
+        unknown = names - {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown:
+            raise ModelFolderError(
+                folder / "model.onnx", "inputs", f"unexpected text-model inputs {sorted(unknown)}"
+            )
+        self.wants_type_ids = "token_type_ids" in names
+        tok = load_tokenizer(folder)
+        self.hf_tokenizer = tok
+        self.max_length = self._effective_max_length(tok)
+        backend = tok.backend_tokenizer.__class__.from_str(tok.backend_tokenizer.to_str())
+        backend.no_padding()
+        if config.truncation == "truncate":
+            backend.enable_truncation(self.max_length)
+        else:
+            backend.no_truncation()
+        self.tokenizer = backend
+        self.pad_id = int(tok.pad_token_id) if tok.pad_token_id is not None else 0
+        self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
+        self.output_name = self._pick_output()
+
+    def _effective_max_length(self, tok: Any) -> int:
+        limit = self.config.max_sequence_length
+        model_max = getattr(tok, "model_max_length", None)
+        if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+            limit = min(limit, model_max)
+        positions = self.hf_config.get("max_position_embeddings")
+        if isinstance(positions, int) and positions > 0:
+            limit = min(limit, positions)
+        return limit
+
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ()
+
+    def _pick_output(self) -> str:
+        names = [o.name for o in self.outputs]
+        if self.config.output_name:
+            if self.config.output_name not in names:
+                raise ModelFolderError(
+                    self.folder / "model.onnx",
+                    "output_name",
+                    f"no output {self.config.output_name!r}; the graph has {names}",
+                )
+            return self.config.output_name
+        for name in self._preferred_outputs():
+            if name in names:
+                return name
+        return names[0]
+
+    # -- pre-processing (event loop or a helper thread; the Rust tokenizer releases the GIL)
+    def tokenize(self, texts: Sequence[str]) -> list[TextItem]:
+        """Tokenize; in `reject` mode an input over the limit raises InputError."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        items = []
+        for index, enc in enumerate(encodings):
+            ids = enc.ids
+            if len(ids) > self.max_length:
+                raise InputError(
+                    f"input {index} has {len(ids)} tokens; this model accepts at most "
+                    f"{self.max_length} (truncation: reject)",
+                    index=index,
+                )
+            items.append(TextItem(ids, enc.type_ids))
+        return items
+
+    def feeds(self, items: Sequence[TextItem]) -> dict[str, np.ndarray]:
+        """Pad to the longest item in the batch."""
+        width = max(item.cost for item in items)
+        ids = np.full((len(items), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        types = np.zeros((len(items), width), dtype=np.int64) if self.wants_type_ids else None
+        for row, item in enumerate(items):
+            n = item.cost
+            ids[row, :n] = item.ids
+            mask[row, :n] = 1
+            if types is not None:
+                types[row, :n] = item.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            feeds["token_type_ids"] = types
+        return feeds
+
+    def forward(
+        self, items: Sequence[TextItem], run_options: ort.RunOptions | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        feeds = self.feeds(items)
+        (out,) = self.session.run([self.output_name], feeds, run_options)
+        return out, feeds["attention_mask"]
+
+    def check_vocab(self) -> None:
+        """Fail if the tokenizer can emit ids the model's embedding table does not have."""
+        top = self.vocab_size - 1
+        item = TextItem([top], [0])
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # the expected failure is reported, not logged by ORT
+        try:
+            self.forward([item], quiet)
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0][:300]
+            raise ModelFolderError(
+                self.folder / "tokenizer.json",
+                "vocab_size",
+                f"the tokenizer has {self.vocab_size} tokens but the model rejects token id "
+                f"{top} ({msg}); tokenizer and model do not match",
+            ) from None
+
+    def warm_up(self) -> None:
+        self.check_vocab()
+        self.run_batch(self.tokenize(["warm up", "a slightly longer warm-up sentence for ORT"]))
+
+    def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class EmbeddingsPipeline(TextPipeline):
+    """Mean or CLS pooling over token states, optional L2 normalization."""
+
+    task = "embeddings"
+
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ("last_hidden_state", "sentence_embedding", "token_embeddings")
+
+    def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:
+        out, mask = self.forward(items)
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim == 3:
+            if self.config.pooling == "cls":
+                pooled = out[:, 0, :]
+            else:
+                m = mask[..., None].astype(np.float32)
+                pooled = (out * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        elif out.ndim == 2:
+            pooled = out
+        else:
+            raise ValueError(f"embeddings output has rank {out.ndim}; expected 2 or 3")
+        if self.config.normalize:
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled = pooled / np.clip(norms, 1e-12, None)
+        pooled = np.ascontiguousarray(pooled, dtype=np.float32)
+        return list(pooled)
+
+    @property
+    def dimensions(self) -> int:
+        for o in self.outputs:
+            if o.name == self.output_name and o.shape and o.shape[-1] > 0:
+                return o.shape[-1]
+        return -1
+
+
+class ClassificationPipeline(TextPipeline):
+    """Softmax over logits; labels from model.yaml, else config.json id2label, else LABEL_i."""
+
+    task = "text-classification"
+
+    def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
+        super().__init__(config, session, folder)
+        self.labels: list[str] = []
+
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ("logits",)
+
+    def _resolve_labels(self, n_classes: int) -> list[str]:
+        if self.config.labels is not None:
+            if len(self.config.labels) != n_classes:
+                raise ModelFolderError(
+                    self.folder.parent / "model.yaml",
+                    "labels",
+                    f"{len(self.config.labels)} labels given but the model has {n_classes} classes",
+                )
+            return list(self.config.labels)
+        id2label = self.hf_config.get("id2label")
+        if isinstance(id2label, dict) and len(id2label) == n_classes:
+            try:
+                return [str(id2label[k]) for k in sorted(id2label, key=int)]
+            except (TypeError, ValueError):
+                pass
+        return [f"LABEL_{i}" for i in range(n_classes)]
+
+    def warm_up(self) -> None:
+        self.check_vocab()
+        out, _ = self.forward(self.tokenize(["warm up"]))
+        if out.ndim != 2:
+            raise ModelFolderError(
+                self.folder / "model.onnx",
+                "output_name",
+                f"classification output {self.output_name!r} has rank {out.ndim}; expected 2",
+            )
+        self.labels = self._resolve_labels(out.shape[1])
+        self.run_batch(self.tokenize(["warm up", "another warm-up sentence"]))
+
+    def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:
+        logits, _ = self.forward(items)
+        logits = np.asarray(logits, dtype=np.float64)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        probs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        return list(probs)
+
+
+# ----------------------------------------------------------------------------- tensor pipeline
+
+
+class TensorPipeline:
+    """Any ONNX graph: raw named numeric tensors in, all (or selected) outputs out."""
+
+    task = "tensor"
+    padded_cost = False
+
+    def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
+        self.config = config
+        self.session = session
+        self.folder = folder
+        self.inputs = session_inputs(session)
+        self.outputs = session_outputs(session)
+        by_name = {i.name: i for i in self.inputs}
+        out_names = {o.name for o in self.outputs}
+        for spec, known, field in (
+            *((s, by_name, "inputs") for s in config.inputs or []),
+            *((s, out_names, "outputs") for s in config.outputs or []),
+        ):
+            if spec.name not in known:
+                raise ModelFolderError(
+                    folder.parent / "model.yaml",
+                    field,
+                    f"declared tensor {spec.name!r} is not in the graph ({sorted(known)})",
+                )
+        # Requests are concatenated along axis 0 only if every input and output allows it.
+        self.batchable = all(t.shape and t.shape[0] == -1 for t in (*self.inputs, *self.outputs))
+
+    def prepare(self, tensors: dict[str, tuple[str, list[int], Any]]) -> TensorItem:
+        """Validate OIP tensors {name: (datatype, shape, data)} against the graph's inputs."""
+        expected = {i.name: i for i in self.inputs}
+        missing = sorted(set(expected) - set(tensors))
+        if missing:
+            raise InputError(f"missing input tensor(s) {missing}", field="inputs")
+        extra = sorted(set(tensors) - set(expected))
+        if extra:
+            raise InputError(
+                f"unknown input tensor(s) {extra}; the model takes {sorted(expected)}",
+                field="inputs",
+            )
+        arrays: dict[str, np.ndarray] = {}
+        rows: set[int] = set()
+        for name, (datatype, shape, data) in tensors.items():
+            info = expected[name]
+            if datatype != info.datatype:
+                raise InputError(
+                    f"input {name!r} must have datatype {info.datatype}, got {datatype}",
+                    field=name,
+                )
+            arrays[name] = _to_array(name, info, shape, data)
+            if arrays[name].ndim:
+                rows.add(arrays[name].shape[0])
+        if len(rows) > 1:
+            raise InputError(f"inputs disagree on the batch dimension: {sorted(rows)}")
+        n_rows = next(iter(rows)) if rows else 1
+        if self.batchable:
+            key: tuple[Any, ...] = tuple((n, a.shape[1:]) for n, a in sorted(arrays.items()))
+        else:
+            key = ("solo", id(arrays))
+        return TensorItem(arrays, n_rows, key)
+
+    def warm_up(self) -> None:
+        feeds = {}
+        for info in self.inputs:
+            shape = [d if d > 0 else 1 for d in info.shape]
+            feeds[info.name] = np.zeros(shape, dtype=info.numpy_dtype)
+        self.session.run(None, feeds)
+
+    def run_batch(self, items: Sequence[TensorItem]) -> list[dict[str, np.ndarray]]:
+        names = [o.name for o in self.outputs]
+        if len(items) == 1:
+            return [dict(zip(names, self.session.run(names, items[0].arrays), strict=True))]
+        feeds = {k: np.concatenate([it.arrays[k] for it in items]) for k in items[0].arrays}
+        outs = self.session.run(names, feeds)
+        bounds = np.cumsum([it.rows for it in items])[:-1]
+        split = [np.split(np.asarray(o), bounds) for o in outs]
+        return [{n: split[j][i] for j, n in enumerate(names)} for i in range(len(items))]
+
+
+def _to_array(name: str, info: TensorInfo, shape: list[int], data: Any) -> np.ndarray:
+    if any((not isinstance(d, int)) or d < 0 for d in shape):
+        raise InputError(f"input {name!r}: shape must be non-negative integers", field=name)
+    if len(shape) != len(info.shape):
+        raise InputError(
+            f"input {name!r} must have rank {len(info.shape)} (shape {list(info.shape)}), "
+            f"got shape {shape}",
+            field=name,
+        )
+    for got, want in zip(shape, info.shape, strict=True):
+        if want > 0 and got != want:
+            raise InputError(
+                f"input {name!r} must have shape {list(info.shape)} (-1 = any), got {shape}",
+                field=name,
+            )
+    dtype = OIP_TO_NUMPY[info.datatype]
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"input {name!r}: data is not valid {info.datatype}", field=name) from None
+    if arr.size != math.prod(shape):
+        raise InputError(f"input {name!r}: {arr.size} values do not fill shape {shape}", field=name)
+    return arr.reshape(shape)
+
+
+def oip_output(name: str, array: np.ndarray) -> dict[str, Any]:
+    """Numpy array -> OIP output tensor (flattened row-major data)."""
+    array = np.asarray(array)
+    if array.dtype.kind in "OUS":
+        data = [x.decode() if isinstance(x, bytes) else str(x) for x in array.reshape(-1)]
+        return {"name": name, "datatype": "BYTES", "shape": list(array.shape), "data": data}
+    datatype = NUMPY_TO_OIP.get(array.dtype, "FP32")
+    if datatype == "FP32" and array.dtype != np.float32:
+        array = array.astype(np.float32)
+    return {
+        "name": name,
+        "datatype": datatype,
+        "shape": list(array.shape),
+        "data": array.reshape(-1),
+    }
+
+
+Pipeline = EmbeddingsPipeline | ClassificationPipeline | TensorPipeline
+
+PIPELINES: dict[str, type[EmbeddingsPipeline | ClassificationPipeline | TensorPipeline]] = {
+    "embeddings": EmbeddingsPipeline,
+    "text-classification": ClassificationPipeline,
+    "tensor": TensorPipeline,
+}

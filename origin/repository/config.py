@@ -1,0 +1,196 @@
+"""The `model.yaml` schema: one small file per model folder, validated with pydantic.
+
+A model exported the ordinary way (optimum / `torch.onnx.export`) needs only `task` plus what
+differs from the defaults. Example::
+
+    task: embeddings            # embeddings | text-classification | tensor
+    description: all-MiniLM-L6-v2 sentence embeddings
+    version_policy: latest      # latest | pinned  (pinned needs pinned_version)
+    pinned_version: null
+    max_sequence_length: 256    # capped by the tokenizer's / model's own limit
+    truncation: truncate        # truncate | reject (reject -> 422 for too-long inputs)
+    pooling: mean               # embeddings: mean | cls
+    normalize: true             # embeddings: L2-normalise the pooled vector
+    labels: null                # text-classification: else config.json id2label, else LABEL_i
+    top_k: null                 # text-classification: default number of labels returned
+    output_name: null           # which ONNX output to use (default: by task, see below)
+    batching: {max_batch_size: 32, max_queue_delay_ms: 2, max_batch_tokens: 8192,
+               max_queue_size: 256}
+    cache_ttl_seconds: 3600     # Cache-Control max-age on inference responses
+    inputs: null                # tensor: optional declared inputs, else read from the graph
+    outputs: null
+    onnx: {intra_op_threads: null, inter_op_threads: 1, graph_optimization: all,
+           allow_spinning: false}
+
+A version folder may carry its own `model.yaml`; its keys override the model-level file for
+that version only (e.g. an int8 version with a different description).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_FILE = "model.yaml"
+
+Task = Literal["embeddings", "text-classification", "tensor"]
+TEXT_TASKS: frozenset[str] = frozenset({"embeddings", "text-classification"})
+
+
+class ModelFolderError(Exception):
+    """A problem in a model folder, naming the file and (when known) the field at fault."""
+
+    def __init__(self, file: str | Path, field: str | None, message: str) -> None:
+        self.file = str(file)
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "field": self.field, "message": self.message}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatchingConfig(_Strict):
+    """Dynamic batching knobs for one model version."""
+
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most inputs run in one ORT call.")
+    max_queue_delay_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="Longest wait for more inputs to fill a batch (never applied to a lone "
+        "request).",
+    )
+    max_batch_tokens: int = Field(
+        8192, ge=1, description="Token budget per batch, counted after padding (text tasks)."
+    )
+    max_queue_size: int = Field(
+        256, ge=1, description="Inputs waiting at most; beyond it requests get 429 + Retry-After."
+    )
+
+
+class OnnxConfig(_Strict):
+    """onnxruntime session options."""
+
+    intra_op_threads: int | None = Field(
+        None, ge=0, description="Threads inside one operator; null = number of CPU cores."
+    )
+    inter_op_threads: int = Field(1, ge=0, description="Threads across operators (sequential).")
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        "all", description="onnxruntime graph optimization level."
+    )
+    allow_spinning: bool = Field(
+        False,
+        description="Let ORT worker threads busy-wait between ops (lower latency when the CPU "
+        "is otherwise idle; off leaves the cores to the HTTP event loop).",
+    )
+
+
+class TensorSpec(_Strict):
+    """A declared input or output of a tensor model (OIP datatype names, -1 = dynamic dim)."""
+
+    name: str = Field(description="Tensor name in the ONNX graph.")
+    datatype: str | None = Field(None, description="OIP datatype, e.g. FP32, INT64.")
+    shape: list[int] | None = Field(None, description="Shape with -1 for dynamic dims.")
+
+
+class ModelConfig(_Strict):
+    """Contents of `models/<name>/model.yaml`."""
+
+    task: Task = Field(description="embeddings | text-classification | tensor")
+    description: str = Field("", description="Free text shown in /v1/models and metadata.")
+    version_policy: Literal["latest", "pinned"] = Field(
+        "latest", description="Serve the highest ready version, or `pinned_version`."
+    )
+    pinned_version: int | None = Field(None, ge=1, description="Version served when pinned.")
+    max_sequence_length: int = Field(
+        256, ge=2, le=65536, description="Token limit per input (capped by the model's own)."
+    )
+    truncation: Literal["truncate", "reject"] = Field(
+        "truncate", description="Too-long inputs: cut to the limit, or answer 422."
+    )
+    pooling: Literal["mean", "cls"] = Field("mean", description="Embeddings pooling.")
+    normalize: bool = Field(True, description="Embeddings: L2-normalise.")
+    labels: list[str] | None = Field(
+        None, description="Classification labels by class index (else config.json id2label)."
+    )
+    top_k: int | None = Field(None, ge=1, description="Classification default top_k (all).")
+    output_name: str | None = Field(
+        None,
+        description="ONNX output to use. Default: embeddings -> last_hidden_state / "
+        "sentence_embedding / first output; classification -> logits / first output.",
+    )
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    cache_ttl_seconds: int = Field(3600, ge=0, description="Cache-Control max-age.")
+    inputs: list[TensorSpec] | None = Field(None, description="Tensor: declared inputs.")
+    outputs: list[TensorSpec] | None = Field(None, description="Tensor: declared outputs.")
+    onnx: OnnxConfig = Field(default_factory=OnnxConfig)
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> ModelConfig:
+        if self.version_policy == "pinned" and self.pinned_version is None:
+            raise ValueError("version_policy 'pinned' needs pinned_version")
+        return self
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(path, None, "file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(path, None, f"not valid YAML: {exc}".splitlines()[0]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ModelFolderError(path, None, "must be a mapping of fields")
+    return data
+
+
+def parse_model_config(data: dict[str, Any], file: str | Path) -> ModelConfig:
+    """Validate a mapping as a ModelConfig; the first problem is raised as ModelFolderError."""
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise ModelFolderError(file, field, err["msg"]) from None
+
+
+def load_model_config(path: str | Path, *, overrides: str | Path | None = None) -> ModelConfig:
+    """Load and validate a `model.yaml` (or the folder holding it).
+
+    `overrides` names an optional version-level `model.yaml` merged over the model-level one.
+    Raises ModelFolderError naming the file and field.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    data = _read_yaml(path)
+    file: Path = path
+    if overrides is not None and Path(overrides).is_file():
+        file = Path(overrides)
+        extra = _read_yaml(file)
+        data = _deep_merge(data, extra)
+    return parse_model_config(data, file)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,29 @@
+"""Origin settings: env vars prefixed `OUTPOST_ORIGIN_` (or flags of `python -m origin`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OriginSettings(BaseSettings):
+    """Everything the origin inference service can be told at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTPOST_ORIGIN_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port.")
+    models_dir: Path = Field(Path("models"), description="Model repository folder.")
+    watch: bool = Field(True, description="Hot-reload models when the folder changes.")
+    watch_debounce_ms: int = Field(300, ge=10, description="Quiet time before a rescan.")
+    watch_force_polling: bool = Field(False, description="Poll instead of inotify.")
+    max_body_bytes: int = Field(1 << 20, ge=1, description="Request body limit (413 above).")
+    max_inputs_per_request: int = Field(256, ge=1, description="Inputs per request (422 above).")
+    max_input_chars: int = Field(100_000, ge=1, description="Characters per text input.")
+    inference_threads: int = Field(
+        4, ge=1, description="Threads running ORT batches (each batch is itself multi-threaded)."
+    )
+    log_level: str = Field("info", description="Python logging level.")
+    access_log: bool = Field(True, description="One log line per request.")
