@@ -8,8 +8,26 @@ import os
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from origin.settings import OriginSettings
+
+
+def _build_app(settings: OriginSettings) -> FastAPI:
+    """The origin app, with Vault secrets and the token issuer when Vault credentials are set.
+
+    Vault is on when `OUTPOST_VAULT_APPROLE_FILE` (or `_ROLE_ID_FILE`) is configured and
+    `OUTPOST_VAULT_ENABLED` is not false; without it the origin serves models only.
+    """
+    from origin.app import create_app
+    from origin.secrets.settings import VaultSettings
+
+    vault = VaultSettings()
+    if vault.enabled and (vault.approle_file or vault.role_id_file):
+        from origin.identity.component import build_origin_app
+
+        return build_origin_app(settings, vault)
+    return create_app(settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,10 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    from origin.app import create_app
-
     uvicorn.run(
-        create_app(settings),
+        _build_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

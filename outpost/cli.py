@@ -88,17 +88,20 @@ def test(ctx: typer.Context) -> None:
 @app.command()
 def token(
     scope: Annotated[str, typer.Option(help="Space-separated scopes.")] = "inference models:read",
-    state_file: Annotated[Path, typer.Option(help="The running stack's state file.")] = ROOT
-    / ".outpost"
-    / "stack.json",
+    state_file: Annotated[
+        Path | None,
+        typer.Option(help="The running stack's state file (default: .outpost/stack.json)."),
+    ] = None,
 ) -> None:
     """Print a short-lived access token from the running stack's real issuer (for local testing).
 
     Uses the demo service's client credentials that `outpost up` bootstrapped into Vault.
     """
     from outpost.localtoken import fetch_local_token
+    from outpost.stack import StackSettings
 
-    out.print(fetch_local_token(state_file, scope), highlight=False, soft_wrap=True)
+    token = fetch_local_token(state_file or StackSettings().state_file, scope)
+    out.print(token, highlight=False, soft_wrap=True)
 
 
 @models_app.command("list")

@@ -33,6 +33,9 @@ class StackSettings(BaseSettings):
 
     state_dir: Path = Field(ROOT / ".outpost", description="Local state: Vault data, caches.")
     models_dir: Path = Field(ROOT / "models", description="Model repository served by origins.")
+    cache_dir: Path | None = Field(
+        None, description="Where built demo models are cached (default: <state_dir>/cache)."
+    )
     host: str = Field("127.0.0.1", description="Interface every component listens on.")
     vault_port: int = Field(8200, description="OpenBao's port.")
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
@@ -80,7 +83,7 @@ def stack_state(settings: StackSettings, vault_addr: str) -> dict[str, Any]:
         "origins": [{"url": f"http://{settings.host}:{p}"} for p in settings.origin_ports],
         "vault": {"addr": vault_addr},
         "issuer": settings.edge_url,
-        "token_command": [str(ROOT / "dev"), "token"],
+        "token_command": [str(ROOT / "dev"), "token", "--state-file", str(settings.state_file)],
         "demo_credentials_file": str(settings.state_dir / "vault" / "demo-credentials.json"),
         "models_dir": str(settings.models_dir),
     }
@@ -92,7 +95,7 @@ def _build_models(settings: StackSettings, console: Console) -> None:
     with console.status("building demo models (cached after the first run)") as status:
         build_demo_models(
             settings.models_dir,
-            cache_dir=settings.state_dir / "cache" / "models",
+            cache_dir=(settings.cache_dir or settings.state_dir / "cache") / "models",
             progress=lambda msg: status.update(f"demo models: {msg}"),
         )
 
@@ -210,5 +213,6 @@ def _print_welcome(settings: StackSettings, console: Console) -> None:
         f'-d \'{{"model": "minilm", "input": "hello outpost"}}\' -D - -o /dev/null\n'
         f"  # run it twice: the second answer says X-Cache: HIT\n",
         highlight=False,
+        soft_wrap=True,
     )
     console.print("Ctrl-C stops everything.", style="dim")

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +30,89 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StackHandle:
+    """A running `outpost up` (real OpenBao, two origins, the edge) and what it wrote."""
+
+    process: subprocess.Popen[bytes]
+    state_dir: Path
+    log: Path
+    state: dict[str, Any]
+    ports: list[int]
+
+    def token(self, scope: str = "inference models:read") -> str:
+        from outpost.localtoken import fetch_local_token
+
+        return fetch_local_token(self.state_dir / "stack.json", scope)
+
+    def stop(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+
+def start_stack(
+    state_dir: Path, *, ports: list[int] | None = None, timeout: float = 300
+) -> StackHandle:
+    """Run `python -m outpost up` (on free ports unless given: vault, origin, origin, edge).
+
+    Demo models come from the shared build cache, so only the first run in a checkout builds them.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ports = ports or [free_port() for _ in range(4)]
+    env = {
+        **os.environ,
+        "OUTPOST_STACK_STATE_DIR": str(state_dir),
+        "OUTPOST_STACK_CACHE_DIR": str(ROOT / ".outpost" / "cache"),
+    }
+    log = state_dir / "up.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "outpost",
+                "up",
+                "--vault-port",
+                str(ports[0]),
+                "--origin-ports",
+                f"{ports[1]},{ports[2]}",
+                "--edge-port",
+                str(ports[3]),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    state_file = state_dir / "stack.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"outpost up exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+        if state_file.exists():
+            return StackHandle(proc, state_dir, log, json.loads(state_file.read_text()), ports)
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"outpost up not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The whole local stack, shared by the tests that exercise it end to end.
+
+    Yields the parsed `.outpost/stack.json` plus `token` (a callable returning a fresh token)
+    and `log` (the combined, prefixed log file of every component).
+    """
+    handle = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield {**handle.state, "token": handle.token, "log": handle.log, "handle": handle}
+    finally:
+        handle.stop()

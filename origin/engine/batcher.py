@@ -155,7 +155,8 @@ class Batcher(Generic[I, R]):
         return batch
 
     async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.config.max_concurrent_batches)
+        running: set[asyncio.Task[None]] = set()
         while True:
             if not self._queue:
                 if self._closing:
@@ -163,8 +164,10 @@ class Batcher(Generic[I, R]):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await slots.acquire()  # with one slot: the next batch forms while this one runs
             batch = self._take()
             if not batch:
+                slots.release()
                 continue
             delay = self.config.max_queue_delay_ms / 1000
             if delay > 0 and len(batch) < min(self._last_batch, self.config.max_batch_size):
@@ -173,28 +176,39 @@ class Batcher(Generic[I, R]):
                 self._queue.extendleft(reversed(batch))
                 batch = self._take()
                 if not batch:
+                    slots.release()
                     continue
             self._last_batch = len(batch)
             if self._observer:
                 self._observer.on_queue(len(self._queue))
-            items = [p.item for p in batch]
-            start = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, items)
-            except Exception as exc:
-                log.exception("batch of %d failed for %s", len(items), self.name)
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            elapsed = time.perf_counter() - start
-            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
-            if self._observer:
-                self._observer.on_batch(len(items), elapsed)
-            for p, r in zip(batch, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(r)
+            task = asyncio.create_task(self._run(batch, slots))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         self._closed = True
+
+    async def _run(self, batch: list[_Pending[I]], slots: asyncio.Semaphore) -> None:
+        loop = asyncio.get_running_loop()
+        items = [p.item for p in batch]
+        start = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, items)
+        except Exception as exc:
+            log.exception("batch of %d failed for %s", len(items), self.name)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        finally:
+            slots.release()
+        elapsed = time.perf_counter() - start
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
+        if self._observer:
+            self._observer.on_batch(len(items), elapsed)
+        for p, r in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(r)
 
     async def close(self, timeout: float = 30.0) -> None:
         """Stop accepting items, finish what is queued, then stop the worker."""

@@ -15,7 +15,7 @@ differs from the defaults. Example::
     top_k: null                 # text-classification: default number of labels returned
     output_name: null           # which ONNX output to use (default: by task, see below)
     batching: {max_batch_size: 32, max_queue_delay_ms: 2, max_batch_tokens: 8192,
-               max_queue_size: 256}
+               max_queue_size: 256, max_concurrent_batches: 1}
     cache_ttl_seconds: 3600     # Cache-Control max-age on inference responses
     inputs: null                # tensor: optional declared inputs, else read from the graph
     outputs: null
@@ -74,6 +74,13 @@ class BatchingConfig(_Strict):
     )
     max_batch_tokens: int = Field(
         8192, ge=1, description="Token budget per batch, counted after padding (text tasks)."
+    )
+    max_concurrent_batches: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Batches of this version running at once (2 overlaps one batch's "
+        "inference with the next one's arrival; each batch already uses every core).",
     )
     max_queue_size: int = Field(
         256, ge=1, description="Inputs waiting at most; beyond it requests get 429 + Retry-After."

@@ -259,9 +259,9 @@ class ModelRegistry:
         ready = [v for v, st in entry.versions.items() if st.served is not None and v not in skip]
         return entry.versions[max(ready)].served if ready else None
 
-    async def _drop_model(self, name: str) -> None:
+    async def _drop_model(self, name: str, reason: str = "folder removed") -> None:
         entry = self.models.pop(name)
-        log.info("model %s: folder removed, unloading", name)
+        log.info("model %s: %s, unloading", name, reason)
         entry.current = None
         for st in entry.versions.values():
             if st.served is not None:
@@ -282,6 +282,6 @@ class ModelRegistry:
         """Drain and stop every batcher."""
         async with self._lock:
             for name in list(self.models):
-                await self._drop_model(name)
+                await self._drop_model(name, reason="shutting down")
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -1,0 +1,417 @@
+"""The edge pipeline: request id -> route -> auth -> rate limit -> cache -> origin pool.
+
+`EdgeApp.handle` takes and returns the edge's own message types, so the same object serves
+uvicorn (through `edge.asgi`) and Cloudflare Workers (through `edge.entry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import uuid
+import zlib
+
+from edge.auth import Authenticator, AuthError, Principal
+from edge.cache import EdgeCache, cache_key, canonical_json, client_bypass
+from edge.config import EdgeConfig
+from edge.messages import EdgeRequest, EdgeResponse, UpstreamResponse
+from edge.platform.base import CachedResponse, Platform
+from edge.problems import problem
+from edge.ratelimit import RateLimiter
+from edge.routes import Match, MethodNotAllowed, match
+from edge.routing import ForwardFailure, NoOriginAvailable, OriginPool
+from edge.stats import Stats
+
+log = logging.getLogger("edge")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "accept-encoding",
+    "x-forwarded-for",
+    "x-real-ip",
+    "cf-connecting-ip",
+}
+_NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+_EXPOSED = (
+    "x-request-id, x-cache, x-model-name, x-model-version, etag, retry-after, "
+    "ratelimit-limit, ratelimit-remaining, ratelimit-reset, ratelimit-policy"
+)
+_COMPRESSIBLE = ("application/json", "application/problem+json", "text/")
+
+
+def _gzip(body: bytes) -> bytes:
+    c = zlib.compressobj(5, zlib.DEFLATED, 31)
+    return c.compress(body) + c.flush()
+
+
+class EdgeApp:
+    """One edge instance: shared state (caches, buckets, pool) lives here."""
+
+    def __init__(self, config: EdgeConfig, platform: Platform) -> None:
+        self.config = config
+        self.platform = platform
+        self.stats = Stats()
+        self.auth = Authenticator(config, platform)
+        self.limiter = RateLimiter(platform.monotonic)
+        self.cache = EdgeCache(config, platform.now, platform.cache_tier2)
+        self.pool = OriginPool(config, platform, self.stats)
+        self._pools = self.pool.pools()
+        self._cors_any = "*" in config.cors_origins
+        self._cors = frozenset(config.cors_origins)
+
+    # -- entry point ----------------------------------------------------------------------------
+    async def handle(self, req: EdgeRequest) -> EdgeResponse:
+        given = req.headers.get("x-request-id", "")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        extra: dict[str, str] = {}
+        route = "unmatched"
+        try:
+            resp, route = await self._dispatch(req, rid, extra)
+        except Exception:
+            log.exception("request_id=%s unexpected error", rid)
+            resp = problem(500, "internal", "Internal error.", rid)
+        self._finish(req, resp, rid, extra)
+        self.stats.inc("outpost_edge_requests_total", route, str(resp.status))
+        return resp
+
+    async def _dispatch(
+        self, req: EdgeRequest, rid: str, extra: dict[str, str]
+    ) -> tuple[EdgeResponse, str]:
+        if req.method == "OPTIONS" and "access-control-request-method" in req.headers:
+            return self._preflight(req), "preflight"
+        try:
+            m = match(req.method, req.path)
+        except MethodNotAllowed as exc:
+            allow = ", ".join(exc.allowed)
+            return problem(
+                405, "method-not-allowed", f"Use {allow}.", rid, {"allow": allow}
+            ), "unmatched"
+        if m is None:
+            return problem(404, "not-found", "No such endpoint.", rid), "unmatched"
+        route = m.route
+        if route.local:
+            return self._local(route.name, rid), route.name
+        self.pool.maybe_check()
+        if len(req.body) > self.config.max_request_bytes:
+            limit = self.config.max_request_bytes
+            return problem(
+                413, "too-large", f"Request body exceeds {limit} bytes.", rid
+            ), route.name
+        principal: Principal | None = None
+        if route.scope is not None:
+            try:
+                principal = await self.auth.authenticate(
+                    req.headers.get("authorization"), route.scope
+                )
+            except AuthError as exc:
+                self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
+                slug = "forbidden" if exc.status == 403 else "unauthorized"
+                return problem(
+                    exc.status,
+                    slug,
+                    exc.description,
+                    rid,
+                    {"www-authenticate": exc.www_authenticate()},
+                ), route.name
+        subject = f"sub:{principal.subject}" if principal else f"ip:{req.client_ip}"
+        decision = self.limiter.check(
+            route.rate_class, subject, self.config.policy_for(route.rate_class)
+        )
+        extra.update(decision.headers)
+        if not decision.allowed:
+            self.stats.inc("outpost_edge_rate_limited_total", route.name)
+            wait = decision.retry_after
+            return problem(
+                429, "rate-limited", f"Too many requests; retry in {wait} s.", rid
+            ), route.name
+        headers = self._forward_headers(req, rid)
+        if route.cacheable:
+            return await self._inference(req, m, rid, headers, subject), route.name
+        return await self._plain(req, m, rid, headers), route.name
+
+    # -- local endpoints ------------------------------------------------------------------------
+    def _local(self, name: str, rid: str) -> EdgeResponse:
+        if name == "metrics":
+            exported = self.platform.metrics_text(self.stats)
+            if exported is None:
+                return problem(404, "not-found", "Metrics are not served here.", rid)
+            ctype, body = exported
+            return EdgeResponse(200, {"content-type": ctype, "cache-control": "no-store"}, body)
+        now = self.platform.monotonic()
+        origins = self.pool.snapshot()
+        ready = any(o.available(now) for o in self.pool.origins if o.spec.pool == "primary")
+        body = {
+            "status": "ok" if ready else "degraded",
+            "platform": self.platform.name,
+            "origins": origins,
+            "models": {
+                f"{pool}/{model}": version
+                for (pool, model), version in sorted(self.pool.versions.versions.items())
+            },
+            "cache_entries": len(self.cache),
+        }
+        return EdgeResponse(
+            200,
+            {"content-type": "application/json", "cache-control": "no-store"},
+            json.dumps(body).encode(),
+        )
+
+    # -- forwarding -----------------------------------------------------------------------------
+    def _forward_headers(self, req: EdgeRequest, rid: str) -> dict[str, str]:
+        out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED}
+        out["x-request-id"] = rid
+        out["accept-encoding"] = "identity"
+        if req.client_ip:
+            out["x-forwarded-for"] = req.client_ip
+        return out
+
+    @staticmethod
+    def _path_qs(req: EdgeRequest) -> str:
+        return f"{req.path}?{req.query}" if req.query else req.path
+
+    @staticmethod
+    def _from_upstream(up: UpstreamResponse) -> EdgeResponse:
+        headers = {k: v for k, v in up.headers.items() if k not in _NOT_RETURNED}
+        return EdgeResponse(up.status, headers, up.body)
+
+    def _upstream_problem(self, exc: Exception, rid: str, pool: str) -> EdgeResponse:
+        if isinstance(exc, ForwardFailure) and exc.last is not None:
+            return self._from_upstream(exc.last)
+        if isinstance(exc, ForwardFailure) and exc.kind == "timeout":
+            log.warning("request_id=%s origins timed out (pool %s)", rid, pool)
+            return problem(504, "gateway-timeout", "The origin did not answer in time.", rid)
+        if isinstance(exc, ForwardFailure) and exc.kind == "connect":
+            log.warning("request_id=%s no origin reachable (pool %s)", rid, pool)
+            return problem(502, "bad-gateway", "No origin could be reached.", rid)
+        log.warning("request_id=%s no origin available (pool %s)", rid, pool)
+        return problem(503, "unavailable", "No origin is available.", rid, {"retry-after": "1"})
+
+    async def _plain(
+        self, req: EdgeRequest, m: Match, rid: str, headers: dict[str, str]
+    ) -> EdgeResponse:
+        try:
+            up, _ = await self.pool.forward(
+                "primary",
+                req.method,
+                self._path_qs(req),
+                headers,
+                req.body or None,
+                m.route.retryable,
+            )
+        except (ForwardFailure, NoOriginAvailable) as exc:
+            return self._upstream_problem(exc, rid, "primary")
+        return self._from_upstream(up)
+
+    # -- cached inference -----------------------------------------------------------------------
+    def _pool_for(self, model: str, req: EdgeRequest, subject: str) -> str:
+        rule = self.config.canary.get(model)
+        if rule is None or rule.pool not in self._pools:
+            return "primary"
+        if req.headers.get("x-outpost-canary") == "1":
+            return rule.pool
+        if rule.percent <= 0:
+            return "primary"
+        digest = hashlib.sha256(f"{model}\x00{subject}".encode()).digest()
+        return (
+            rule.pool
+            if int.from_bytes(digest[:4], "big") % 10000 < rule.percent * 100
+            else "primary"
+        )
+
+    def _from_entry(self, req: EdgeRequest, entry: CachedResponse, state: str) -> EdgeResponse:
+        headers = dict(entry.headers)
+        headers["x-cache"] = state
+        age = max(0, int(self.platform.now() - entry.stored_at))
+        headers["age"] = str(age)
+        body = entry.body
+        if len(body) >= self.config.gzip_min_bytes and "gzip" in req.headers.get(
+            "accept-encoding", ""
+        ):
+            if entry.gzipped is None:
+                entry.gzipped = _gzip(body)
+            body = entry.gzipped
+            headers["content-encoding"] = "gzip"
+            headers["vary"] = "accept-encoding"
+        return EdgeResponse(entry.status, headers, body)
+
+    async def _inference(
+        self, req: EdgeRequest, m: Match, rid: str, headers: dict[str, str], subject: str
+    ) -> EdgeResponse:
+        ctype = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if ctype != "application/json" and not ctype.endswith("+json"):
+            return problem(415, "unsupported-media-type", "Send application/json.", rid)
+        try:
+            payload = json.loads(req.body)
+        except (ValueError, UnicodeDecodeError):
+            return problem(400, "malformed", "The body is not valid JSON.", rid)
+        if not isinstance(payload, dict):
+            return problem(400, "malformed", "The body must be a JSON object.", rid)
+        model = m.model or payload.get("model")
+        model = model if isinstance(model, str) else ""
+        pool = self._pool_for(model, req, subject)
+        no_read, no_store = client_bypass(
+            req.headers.get("cache-control"), req.headers.get("pragma")
+        )
+        version = m.version or self.pool.versions.get(pool, model)
+        normalized = canonical_json(payload)
+        accept = req.headers.get("accept", "")
+        key = cache_key(pool, model, version, req.path, normalized, accept)
+        stale: CachedResponse | None = None
+        if not no_read:
+            entry = await self.cache.get(key)
+            if entry is not None:
+                if self.cache.is_fresh(entry):
+                    self.stats.inc("outpost_edge_cache_total", "HIT")
+                    return self._from_entry(req, entry, "HIT")
+                stale = entry
+            leader = self.cache.inflight.get(key)
+            if leader is not None:
+                shared: EdgeResponse = await asyncio.shield(leader)
+                self.stats.inc("outpost_edge_cache_total", "HIT")
+                out = EdgeResponse(shared.status, dict(shared.headers), shared.body)
+                if out.status == 200:
+                    out.headers["x-cache"] = "HIT"
+                return out
+            fut: asyncio.Future[EdgeResponse] = asyncio.get_running_loop().create_future()
+            self.cache.inflight[key] = fut
+            try:
+                resp = await self._miss(
+                    req, rid, headers, pool, model, m, key, normalized, stale, no_store
+                )
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: followers re-raise it themselves
+                raise
+            finally:
+                self.cache.inflight.pop(key, None)
+            if not fut.done():
+                fut.set_result(EdgeResponse(resp.status, dict(resp.headers), resp.body))
+            return resp
+        return await self._miss(
+            req, rid, headers, pool, model, m, key, normalized, None, no_store, "BYPASS"
+        )
+
+    async def _miss(
+        self,
+        req: EdgeRequest,
+        rid: str,
+        headers: dict[str, str],
+        pool: str,
+        model: str,
+        m: Match,
+        key: str,
+        normalized: bytes,
+        stale: CachedResponse | None,
+        no_store: bool,
+        state: str = "MISS",
+    ) -> EdgeResponse:
+        try:
+            up, _ = await self.pool.forward(
+                pool, "POST", self._path_qs(req), headers, req.body, retryable=True
+            )
+        except (ForwardFailure, NoOriginAvailable) as exc:
+            if stale is not None:
+                self.stats.inc("outpost_edge_cache_total", "STALE")
+                log.warning("request_id=%s serving stale: origins failed", rid)
+                return self._from_entry(req, stale, "STALE")
+            self.stats.inc("outpost_edge_cache_total", "ERROR")
+            return self._upstream_problem(exc, rid, pool)
+        if up.status >= 500 and stale is not None:
+            self.stats.inc("outpost_edge_cache_total", "STALE")
+            return self._from_entry(req, stale, "STALE")
+        served_name = up.headers.get("x-model-name", "")
+        served_version = up.headers.get("x-model-version", "")
+        if up.status == 200 and served_version and not m.version:
+            self.pool.versions.learn(pool, model, served_version)
+            if served_name and served_name != model:
+                self.pool.versions.learn(pool, served_name, served_version)
+        if up.status == 200 and not no_store:
+            entry = self.cache.entry_for(up.status, up.headers, up.body)
+            if entry is not None:
+                if not m.version and served_version:
+                    key = cache_key(
+                        pool,
+                        model,
+                        served_version,
+                        req.path,
+                        normalized,
+                        req.headers.get("accept", ""),
+                    )
+                self.cache.put(key, entry)
+                if self.platform.cache_tier2 is not None:
+                    self.platform.spawn(self.cache.put_tier2(key, entry))
+        self.stats.inc("outpost_edge_cache_total", state)
+        resp = self._from_upstream(up)
+        resp.headers["x-cache"] = state
+        return resp
+
+    # -- response finishing -----------------------------------------------------------------------
+    def _cors_origin(self, req: EdgeRequest) -> str | None:
+        origin = req.headers.get("origin")
+        if not origin or not (self._cors_any or origin in self._cors):
+            return None
+        return origin
+
+    def _preflight(self, req: EdgeRequest) -> EdgeResponse:
+        headers: dict[str, str] = {"cache-control": "no-store"}
+        origin = self._cors_origin(req)
+        if origin:
+            headers.update(
+                {
+                    "access-control-allow-methods": "GET, POST, OPTIONS",
+                    "access-control-allow-headers": req.headers.get(
+                        "access-control-request-headers", "authorization, content-type"
+                    ),
+                    "access-control-max-age": "600",
+                }
+            )
+        return EdgeResponse(204, headers, b"")
+
+    def _finish(
+        self, req: EdgeRequest, resp: EdgeResponse, rid: str, extra: dict[str, str]
+    ) -> None:
+        h = resp.headers
+        h["x-request-id"] = rid
+        if extra:
+            h.update(extra)
+        origin = self._cors_origin(req)
+        if origin:
+            h["access-control-allow-origin"] = "*" if self._cors_any else origin
+            h["access-control-expose-headers"] = _EXPOSED
+            if not self._cors_any:
+                h["vary"] = f"{h['vary']}, origin" if "vary" in h else "origin"
+        if req.method == "GET" and resp.status == 200:
+            etag = h.get("etag") or f'W/"{hashlib.sha256(resp.body).hexdigest()[:24]}"'
+            h["etag"] = etag
+            inm = req.headers.get("if-none-match")
+            if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+                resp.status = 304
+                resp.body = b""
+                h.pop("content-type", None)
+                return
+        if (
+            "content-encoding" not in h
+            and len(resp.body) >= self.config.gzip_min_bytes
+            and "gzip" in req.headers.get("accept-encoding", "")
+            and h.get("content-type", "").startswith(_COMPRESSIBLE)
+        ):
+            resp.body = _gzip(resp.body)
+            h["content-encoding"] = "gzip"
+            h["vary"] = f"{h['vary']}, accept-encoding" if "vary" in h else "accept-encoding"

@@ -1,0 +1,253 @@
+"""Bearer-token authentication against issuers' JWKS, verified locally at the edge.
+
+The signature is checked by the platform (`cryptography` locally, WebCrypto in Workers) after
+this module has fixed the algorithm from the issuer's allow-list and matched the key's type to
+it, which closes the `none` and HS256-with-a-public-key confusions. Claims are then checked by
+`edge.claims` (see there why not PyJWT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from edge.claims import ClaimsError, validate_claims
+from edge.config import EdgeConfig, IssuerSpec
+from edge.platform.base import Platform
+
+log = logging.getLogger("edge.auth")
+
+# alg -> (JWK kty, JWK crv or None)
+KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    "EdDSA": ("OKP", "Ed25519"),
+    "ES256": ("EC", "P-256"),
+    "RS256": ("RSA", None),
+}
+REALM = "outpost"
+
+
+class AuthError(Exception):
+    """A 401 (`invalid_token` or no token) or 403 (`insufficient_scope`) outcome."""
+
+    def __init__(self, status: int, error: str | None, description: str, scope: str = "") -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scope = scope
+
+    def www_authenticate(self) -> str:
+        parts = [f'Bearer realm="{REALM}"']
+        if self.error:
+            parts.append(f'error="{self.error}"')
+            parts.append(f'error_description="{self.description}"')
+        if self.scope:
+            parts.append(f'scope="{self.scope}"')
+        return ", ".join(parts)
+
+
+def _invalid(description: str) -> AuthError:
+    return AuthError(401, "invalid_token", description)
+
+
+@dataclass(slots=True)
+class Principal:
+    """The verified caller."""
+
+    subject: str
+    scopes: frozenset[str]
+    issuer: str
+    expires_at: float
+    not_before: float
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode unpadded base64url (RFC 7515 §2); raises ValueError on bad input."""
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("bad base64url") from exc
+
+
+class JwksCache:
+    """One issuer's keys: fetched lazily, trusted for a TTL, refreshed on an unknown kid at a
+    bounded rate, coalesced, and kept (last good copy) when the issuer is unreachable."""
+
+    def __init__(self, spec: IssuerSpec, platform: Platform, timeout: float = 5.0) -> None:
+        self.spec = spec
+        self._platform = platform
+        self._timeout = timeout
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._jwks_url = spec.jwks_url
+        self._fetched_at: float | None = None  # monotonic time of the last attempt
+        self._loaded_at: float | None = None  # monotonic time of the last success
+        self._kid_refresh_at: float | None = None  # last refresh caused by an unknown kid
+        self._inflight: asyncio.Future[None] | None = None
+        self.fetches = 0
+
+    async def key(self, kid: str) -> dict[str, Any] | None:
+        if self._inflight is not None:  # a fetch is under way: its answer is the freshest
+            await asyncio.shield(self._inflight)
+        now = self._platform.monotonic()
+        expired = self._loaded_at is None or now - self._loaded_at >= self.spec.jwks_ttl_seconds
+        if expired and (self._fetched_at is None or now - self._fetched_at >= 1.0):
+            await self._refresh()
+        elif kid not in self._keys and (
+            self._kid_refresh_at is None
+            or now - self._kid_refresh_at >= self.spec.refresh_min_interval_seconds
+        ):
+            self._kid_refresh_at = now
+            await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        if self._inflight is not None:
+            await asyncio.shield(self._inflight)
+            return
+        loop = asyncio.get_running_loop()
+        self._inflight = loop.create_future()
+        try:
+            await self._load()
+        finally:
+            self._inflight.set_result(None)
+            self._inflight = None
+
+    async def _get_json(self, url: str) -> Any:
+        resp = await self._platform.fetch(
+            "GET", url, {"accept": "application/json"}, None, self._timeout
+        )
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status} from {url}")
+        return json.loads(resp.body)
+
+    async def _load(self) -> None:
+        self._fetched_at = self._platform.monotonic()
+        self.fetches += 1
+        try:
+            if not self._jwks_url:
+                discovery = self.spec.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                doc = await self._get_json(discovery)
+                self._jwks_url = str(doc["jwks_uri"])
+            doc = await self._get_json(self._jwks_url)
+            keys = {
+                str(k["kid"]): dict(k)
+                for k in doc.get("keys", [])
+                if isinstance(k, Mapping) and "kid" in k
+            }
+        except Exception as exc:  # network, JSON or shape: keep the last good keys
+            log.warning("jwks refresh failed for issuer %s: %s", self.spec.issuer, exc)
+            return
+        self._keys = keys
+        self._loaded_at = self._platform.monotonic()
+
+
+class Authenticator:
+    """Verifies `Authorization: Bearer` JWTs and checks route scopes."""
+
+    def __init__(self, config: EdgeConfig, platform: Platform) -> None:
+        self._platform = platform
+        self._leeway = config.leeway_seconds
+        self.jwks = {spec.issuer: JwksCache(spec, platform) for spec in config.issuers}
+        from cachetools import LRUCache
+
+        self._verified: LRUCache[str, Principal] = LRUCache(maxsize=config.token_cache_entries)
+
+    async def authenticate(self, authorization: str | None, scope: str) -> Principal:
+        """The caller behind the header, if it holds `scope`; raises AuthError otherwise."""
+        if not authorization:
+            raise AuthError(401, None, "A bearer token is required.", scope)
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError(401, "invalid_request", "Use the Bearer authorization scheme.", scope)
+        principal = self._verified.get(token)
+        now = self._platform.now()
+        if principal is None:
+            principal = await self._verify(token)
+            self._verified[token] = principal
+        elif now > principal.expires_at + self._leeway:
+            self._verified.pop(token, None)
+            raise _invalid("The token has expired.")
+        elif now + self._leeway < principal.not_before:
+            raise _invalid("The token is not valid yet.")
+        if scope not in principal.scopes:
+            raise AuthError(403, "insufficient_scope", f"The token lacks scope '{scope}'.", scope)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise _invalid("The token is not a JWS compact serialization.")
+        try:
+            header = json.loads(b64url_decode(parts[0]))
+            payload = json.loads(b64url_decode(parts[1]))
+            signature = b64url_decode(parts[2])
+        except ValueError:
+            raise _invalid("The token is malformed.") from None
+        if not isinstance(header, dict) or not isinstance(payload, dict):
+            raise _invalid("The token is malformed.")
+        cache = self.jwks.get(payload.get("iss")) if isinstance(payload.get("iss"), str) else None
+        if cache is None:
+            raise _invalid("The token's issuer is not trusted.")
+        spec = cache.spec
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in spec.algorithms or alg not in KEY_TYPES:
+            raise _invalid("The token's algorithm is not allowed.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _invalid("The token has no key id.")
+        jwk = await cache.key(kid)
+        if jwk is None:
+            raise _invalid("The token's signing key is unknown.")
+        kty, crv = KEY_TYPES[alg]
+        if (
+            jwk.get("kty") != kty
+            or (crv is not None and jwk.get("crv") != crv)
+            or jwk.get("alg", alg) != alg
+            or jwk.get("use", "sig") != "sig"
+        ):
+            raise _invalid("The token's key does not match its algorithm.")
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+        try:
+            valid = await self._platform.verify_signature(alg, jwk, signing_input, signature)
+        except Exception as exc:
+            log.warning("signature check error for kid %s: %s", kid, type(exc).__name__)
+            valid = False
+        if not valid:
+            raise _invalid("The token's signature is invalid.")
+        claims = self._validate_claims(payload, spec)
+        scopes = claims.get("scope", "")
+        if isinstance(scopes, str):
+            scope_set = frozenset(scopes.split())
+        elif isinstance(scopes, list):
+            scope_set = frozenset(str(s) for s in scopes)
+        else:
+            scope_set = frozenset()
+        if isinstance(claims.get("scp"), list):
+            scope_set |= frozenset(str(s) for s in claims["scp"])
+        return Principal(
+            subject=str(claims["sub"]),
+            scopes=scope_set,
+            issuer=spec.issuer,
+            expires_at=float(claims["exp"]),
+            not_before=float(claims.get("nbf", 0)),
+        )
+
+    def _validate_claims(self, payload: dict[str, Any], spec: IssuerSpec) -> dict[str, Any]:
+        try:
+            validate_claims(
+                payload,
+                issuer=spec.issuer,
+                audience=spec.audience,
+                now=self._platform.now(),
+                leeway=self._leeway,
+            )
+        except ClaimsError as exc:
+            raise _invalid(str(exc)) from None
+        return payload

@@ -1,0 +1,235 @@
+"""Edge settings: stdlib dataclasses parsed from a plain mapping.
+
+Pydantic is not available inside Cloudflare's Python Workers, so the edge's settings are
+dataclasses whose fields carry their documentation in ``metadata["doc"]`` (see
+:func:`field_docs`, used to generate the settings table in ``docs/edge.md``). The same parser
+reads env vars in both runtimes (``OUTPOST_EDGE_*``; JSON for structured values), a TOML file
+locally, and command-line flags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "OUTPOST_EDGE_"
+DEFAULT_ALGORITHMS = ("EdDSA", "ES256", "RS256")
+# Only asymmetric algorithms: `none` and every HMAC alg are never accepted (algorithm confusion).
+SUPPORTED_ALGORITHMS = frozenset(DEFAULT_ALGORITHMS)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text}, **kw)
+
+
+@dataclass(frozen=True)
+class OriginSpec:
+    """One origin replica behind the edge."""
+
+    url: str = _doc("Base URL of the origin, e.g. `http://127.0.0.1:8101`.")
+    weight: float = _doc("Relative share of traffic (> 0).", default=1.0)
+    pool: str = _doc("Pool name: `primary` or a canary pool name.", default="primary")
+
+
+@dataclass(frozen=True)
+class IssuerSpec:
+    """A trusted token issuer (the origin's own, or any OIDC provider)."""
+
+    issuer: str = _doc("Exact `iss` claim value.")
+    jwks_url: str | None = _doc(
+        "JWKS URL; when empty it is found via `<issuer>/.well-known/openid-configuration`.",
+        default=None,
+    )
+    audience: str = _doc("Required `aud` claim.", default="outpost")
+    algorithms: tuple[str, ...] = _doc(
+        "Accepted `alg` values (subset of EdDSA, ES256, RS256).", default=DEFAULT_ALGORITHMS
+    )
+    jwks_ttl_seconds: float = _doc("How long a fetched JWKS is trusted.", default=300.0)
+    refresh_min_interval_seconds: float = _doc(
+        "Minimum time between JWKS fetches triggered by an unknown `kid`.", default=30.0
+    )
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """Token bucket: `rate` requests per second refilled, up to `burst` at once."""
+
+    rate: float = _doc("Sustained requests per second per subject.", default=20.0)
+    burst: int = _doc("Bucket size (requests allowed at once).", default=40)
+
+
+@dataclass(frozen=True)
+class CanaryRule:
+    """Send part of one model's traffic to a canary pool."""
+
+    percent: float = _doc("Share of subjects (0-100) routed to the canary pool.", default=0.0)
+    pool: str = _doc("Pool the canary share goes to.", default="canary")
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Every setting of the edge. Env var: `OUTPOST_EDGE_<FIELD NAME IN CAPS>`."""
+
+    origins: tuple[OriginSpec, ...] = _doc(
+        'JSON list of origins: `[{"url": "http://127.0.0.1:8101", "weight": 1}]`.',
+        default=(),
+    )
+    issuers: tuple[IssuerSpec, ...] = _doc(
+        'JSON list of issuers: `[{"issuer": "https://id.example", "audience": "outpost"}]`.',
+        default=(),
+    )
+    rate_limits: Mapping[str, RatePolicy] = _doc(
+        'JSON object route-class -> `{"rate": r, "burst": b}`; classes: `inference`, `models`, '
+        "`identity`, `default`.",
+        default_factory=dict,
+    )
+    canary: Mapping[str, CanaryRule] = _doc(
+        'JSON object model -> `{"percent": 10, "pool": "canary"}`; header '
+        "`X-Outpost-Canary: 1` always picks the canary.",
+        default_factory=dict,
+    )
+    cors_origins: tuple[str, ...] = _doc(
+        "Allowed CORS origins (comma-separated or JSON list; `*` for any).", default=()
+    )
+    trusted_proxies: tuple[str, ...] = _doc(
+        "Peers (IPs/CIDRs) whose `X-Forwarded-For` is trusted for the client IP.", default=()
+    )
+    leeway_seconds: float = _doc("Clock skew allowed on `exp`/`nbf`/`iat`.", default=30.0)
+    cache_max_entries: int = _doc("Edge response cache size (entries).", default=10_000)
+    cache_max_ttl_seconds: float = _doc("Upper bound on a cached entry's freshness.", default=3600)
+    stale_if_error_seconds: float = _doc(
+        "How long past expiry an entry may be served (X-Cache: STALE) when origins fail.",
+        default=300.0,
+    )
+    cache_max_body_bytes: int = _doc("Responses larger than this are not cached.", default=1 << 20)
+    max_request_bytes: int = _doc("Largest accepted request body (413 above).", default=1 << 20)
+    gzip_min_bytes: int = _doc(
+        "Responses at least this large are gzipped if accepted.", default=1024
+    )
+    connect_timeout_seconds: float = _doc("Per-attempt connect timeout to an origin.", default=2.0)
+    request_timeout_seconds: float = _doc("Per-attempt total timeout to an origin.", default=30.0)
+    retry_budget_ratio: float = _doc(
+        "Retries allowed as a share of requests over the last 10 s.", default=0.2
+    )
+    retry_min_per_window: int = _doc("Retries always allowed per 10 s window.", default=10)
+    max_attempts: int = _doc("Attempts per idempotent request (first try + retries).", default=3)
+    health_interval_seconds: float = _doc("Active health check period.", default=5.0)
+    eject_after_failures: int = _doc("Consecutive 5xx answers that eject an origin.", default=3)
+    eject_base_seconds: float = _doc("First ejection length; doubles per repeat.", default=2.0)
+    eject_max_seconds: float = _doc("Longest ejection.", default=60.0)
+    token_cache_entries: int = _doc("Verified-token cache size.", default=10_000)
+
+    def policy_for(self, route_class: str) -> RatePolicy:
+        return self.rate_limits.get(route_class) or self.rate_limits.get("default") or RatePolicy()
+
+
+def field_docs(cls: type = EdgeConfig) -> Iterator[tuple[str, str, str]]:
+    """(env var, default, doc) for every field: the source of the docs' settings table."""
+    for f in fields(cls):
+        if f.default is not MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "required"
+        yield ENV_PREFIX + f.name.upper(), default, f.metadata.get("doc", "")
+
+
+def _json(value: Any, name: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name}: not valid JSON ({exc.msg})") from None
+
+
+def _build(cls: type, raw: Any, name: str) -> Any:
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{name}: expected an object, got {type(raw).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys {sorted(unknown)}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in raw:
+            kwargs[f.name] = _coerce(f.type, raw[f.name], f"{name}.{f.name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            value = _json(stripped, name)
+        else:
+            return [v.strip() for v in stripped.split(",") if v.strip()]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{name}: expected a list")
+    return list(value)
+
+
+def _coerce(type_name: str, value: Any, name: str) -> Any:
+    """Convert a raw value (str from env, or JSON/TOML value) to the field's annotated type."""
+    try:
+        if type_name == "float":
+            return float(value)
+        if type_name == "int":
+            return int(value)
+        if type_name == "str":
+            return str(value)
+        if type_name == "str | None":
+            return None if value in (None, "") else str(value)
+        if type_name == "tuple[str, ...]":
+            return tuple(str(v) for v in _list(value, name))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {value!r} as {type_name}") from None
+    if type_name == "tuple[OriginSpec, ...]":
+        items = _list(_json(value, name), name)
+        return tuple(
+            _build(OriginSpec, {"url": i} if isinstance(i, str) else i, f"{name}[{n}]")
+            for n, i in enumerate(items)
+        )
+    if type_name == "tuple[IssuerSpec, ...]":
+        items = _list(_json(value, name), name)
+        return tuple(_build(IssuerSpec, i, f"{name}[{n}]") for n, i in enumerate(items))
+    if type_name in ("Mapping[str, RatePolicy]", "Mapping[str, CanaryRule]"):
+        cls = RatePolicy if "RatePolicy" in type_name else CanaryRule
+        data = _json(value, name)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{name}: expected an object")
+        return {str(k): _build(cls, v, f"{name}.{k}") for k, v in data.items()}
+    raise ConfigError(f"{name}: unsupported type {type_name}")  # pragma: no cover
+
+
+def from_mapping(values: Mapping[str, Any], *, prefix: str = ENV_PREFIX) -> EdgeConfig:
+    """Build the config from env-style keys (`OUTPOST_EDGE_ORIGINS`) or bare field names."""
+    raw: dict[str, Any] = {}
+    names = {f.name for f in fields(EdgeConfig)}
+    for key, value in values.items():
+        name = key[len(prefix) :].lower() if key.upper().startswith(prefix) else key
+        if name in names and value is not None:
+            raw[name] = value
+    config = _build(EdgeConfig, raw, "edge")
+    for origin in config.origins:
+        if not origin.url.startswith(("http://", "https://")):
+            raise ConfigError(f"origin url must be http(s): {origin.url!r}")
+        if origin.weight <= 0:
+            raise ConfigError(f"origin weight must be > 0: {origin.url}")
+    for issuer in config.issuers:
+        bad = set(issuer.algorithms) - SUPPORTED_ALGORITHMS
+        if bad:
+            raise ConfigError(f"issuer {issuer.issuer}: unsupported algorithms {sorted(bad)}")
+    return config

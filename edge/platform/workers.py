@@ -1,0 +1,160 @@
+"""The Cloudflare Workers platform: `fetch`, WebCrypto, the Cache API and `waitUntil`.
+
+Imports `js`/`pyodide` lazily inside methods so this module itself imports anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from edge.messages import UpstreamError, UpstreamResponse
+from edge.platform.base import CachedResponse
+from edge.stats import Stats
+
+_IMPORT = {
+    "EdDSA": {"name": "Ed25519"},
+    "ES256": {"name": "ECDSA", "namedCurve": "P-256"},
+    "RS256": {"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"},
+}
+_VERIFY = {
+    "EdDSA": {"name": "Ed25519"},
+    "ES256": {"name": "ECDSA", "hash": "SHA-256"},
+    "RS256": {"name": "RSASSA-PKCS1-v1_5"},
+}
+_PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+CACHE_URL = "https://edge-cache.outpost.internal/"
+
+
+def _obj(value: Any) -> Any:
+    from js import Object
+    from pyodide.ffi import to_js
+
+    return to_js(value, dict_converter=Object.fromEntries)
+
+
+def js_headers(headers: Any) -> dict[str, str]:
+    """A JS `Headers` object as a dict with lower-case names."""
+    return {str(pair[0]).lower(): str(pair[1]) for pair in headers.entries()}
+
+
+class CloudflareCacheTier:
+    """Tier 2: the data centre's Cache API (`caches.default`), keyed by a synthetic URL."""
+
+    async def get(self, key: str) -> CachedResponse | None:
+        import js
+
+        resp = await js.caches.default.match(CACHE_URL + key)
+        if resp is None or resp.status != 200:
+            return None
+        try:
+            meta = json.loads(resp.headers.get("x-outpost-meta"))
+        except (TypeError, ValueError):
+            return None
+        body = (await resp.arrayBuffer()).to_bytes()
+        return CachedResponse(body=body, **meta)
+
+    async def put(self, key: str, entry: CachedResponse) -> None:
+        import js
+        from pyodide.ffi import to_js
+
+        ttl = max(1, int(entry.stale_until - time.time()))
+        meta = {
+            "status": entry.status,
+            "headers": entry.headers,
+            "stored_at": entry.stored_at,
+            "fresh_until": entry.fresh_until,
+            "stale_until": entry.stale_until,
+            "etag": entry.etag,
+        }
+        init = {
+            "status": 200,
+            "headers": {"cache-control": f"max-age={ttl}", "x-outpost-meta": json.dumps(meta)},
+        }
+        await js.caches.default.put(CACHE_URL + key, js.Response.new(to_js(entry.body), _obj(init)))
+
+
+class WorkersPlatform:
+    """Platform for Cloudflare Python Workers (also runs in plain Pyodide under Node)."""
+
+    name = "workers"
+
+    def __init__(self) -> None:
+        import js
+
+        caches = getattr(js, "caches", None)
+        self.cache_tier2 = CloudflareCacheTier() if caches is not None else None
+        self._keys: dict[str, Any] = {}
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> UpstreamResponse:
+        import js
+        from pyodide.ffi import JsException, to_js
+
+        init: dict[str, Any] = {
+            "method": method,
+            "headers": _obj(dict(headers)),
+            "redirect": "manual",
+            "signal": js.AbortSignal.timeout(max(1, int(timeout * 1000))),
+        }
+        if body:
+            init["body"] = to_js(body)
+        try:
+            resp = await js.fetch(url, _obj(init))
+            data = (await resp.arrayBuffer()).to_bytes()
+        except JsException as exc:
+            text = f"{getattr(exc, 'name', '')} {exc}"
+            kind = "timeout" if "Timeout" in text or "Abort" in text else "connect"
+            raise UpstreamError(kind, text.strip()[:200]) from None
+        return UpstreamResponse(int(resp.status), js_headers(resp.headers), data)
+
+    async def verify_signature(
+        self, alg: str, jwk: Mapping[str, Any], signing_input: bytes, signature: bytes
+    ) -> bool:
+        import js
+        from pyodide.ffi import to_js
+
+        if alg not in _IMPORT:
+            return False
+        public = {k: jwk[k] for k in _PUBLIC_MEMBERS if k in jwk}
+        cache_key = alg + json.dumps(public, sort_keys=True)
+        key = self._keys.get(cache_key)
+        if key is None:
+            key = await js.crypto.subtle.importKey(
+                "jwk", _obj(public), _obj(_IMPORT[alg]), False, to_js(["verify"])
+            )
+            self._keys[cache_key] = key
+        ok = await js.crypto.subtle.verify(
+            _obj(_VERIFY[alg]), key, to_js(signature), to_js(signing_input)
+        )
+        return bool(ok)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        try:
+            from pyodide.ffi import create_proxy
+            from workers import wait_until
+
+            proxy = create_proxy(task)
+            wait_until(proxy)
+            task.add_done_callback(lambda _t: proxy.destroy())
+        except Exception:  # outside a request context the task still runs on the loop
+            pass
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
+        return None

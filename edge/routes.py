@@ -1,0 +1,76 @@
+"""The edge's route table: what each path needs (scope, rate class, cacheability, retries)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SCOPE_INFERENCE = "inference"
+SCOPE_MODELS_READ = "models:read"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    methods: tuple[str, ...]
+    scope: str | None  # None: forwarded without a token (rate-limited per client IP)
+    rate_class: str
+    cacheable: bool = False
+    retryable: bool = True
+    local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    route: Route
+    model: str | None = None
+    version: str | None = None
+
+
+_SEG = r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+_TABLE: list[tuple[re.Pattern[str], Route]] = [
+    (re.compile(r"/healthz"), Route("healthz", ("GET", "HEAD"), None, "default", local=True)),
+    (re.compile(r"/metrics"), Route("metrics", ("GET",), None, "default", local=True)),
+    (
+        re.compile(r"/v1/(embeddings|classifications)"),
+        Route("v1-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
+    ),
+    (
+        re.compile(rf"/v2/models/{_SEG}(?:/versions/{_SEG})?/infer"),
+        Route("v2-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
+    ),
+    (
+        re.compile(r"/v1/models(?:/[^/]+)?"),
+        Route("v1-models", ("GET",), SCOPE_MODELS_READ, "models"),
+    ),
+    (
+        re.compile(rf"/v2/models/{_SEG}(?:/versions/{_SEG})?(?:/ready)?"),
+        Route("v2-models", ("GET",), SCOPE_MODELS_READ, "models"),
+    ),
+    (re.compile(r"/v2(?:/health/(?:live|ready))?"), Route("v2-health", ("GET",), None, "default")),
+    (re.compile(r"/oauth/token"), Route("token", ("POST",), None, "identity", retryable=False)),
+    (
+        re.compile(r"/\.well-known/(?:jwks\.json|openid-configuration)"),
+        Route("well-known", ("GET",), None, "identity"),
+    ),
+]
+
+
+class MethodNotAllowed(Exception):
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__(", ".join(allowed))
+        self.allowed = allowed
+
+
+def match(method: str, path: str) -> Match | None:
+    """The route for `path`, None when unknown; MethodNotAllowed for a wrong method."""
+    for pattern, route in _TABLE:
+        m = pattern.fullmatch(path)
+        if m is None:
+            continue
+        if method not in route.methods:
+            raise MethodNotAllowed(route.methods)
+        if route.name in ("v2-infer", "v2-models"):
+            return Match(route, m.group(1), m.group(2))
+        return Match(route)
+    return None

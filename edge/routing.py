@@ -1,0 +1,273 @@
+"""The origin pool: weighted choice, active health checks, passive ejection with backoff,
+retries of idempotent requests within a budget, and the model -> version map."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.config import EdgeConfig, OriginSpec
+from edge.messages import UpstreamError, UpstreamResponse
+from edge.platform.base import Platform
+from edge.stats import Stats
+
+log = logging.getLogger("edge.routing")
+RETRY_STATUSES = frozenset({502, 503, 504})
+BUDGET_WINDOW = 10.0
+
+
+@dataclass(slots=True)
+class Origin:
+    spec: OriginSpec
+    healthy: bool = True
+    consecutive_failures: int = 0
+    ejected_until: float = 0.0
+    ejections: int = 0
+    last_error: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.spec.url.rstrip("/")
+
+    def available(self, now: float) -> bool:
+        return self.healthy and now >= self.ejected_until
+
+
+class NoOriginAvailable(Exception):
+    """Nothing in the pool can take the request."""
+
+
+@dataclass(slots=True)
+class ForwardFailure(Exception):
+    """Every attempt failed; `kind` is connect/timeout/status, `last` the last origin answer."""
+
+    kind: str
+    last: UpstreamResponse | None = None
+    attempts: int = 0
+
+
+@dataclass
+class ModelVersions:
+    """(pool, model) -> the version the origin last reported as served."""
+
+    versions: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def get(self, pool: str, model: str) -> str:
+        return self.versions.get((pool, model), "")
+
+    def learn(self, pool: str, model: str, version: str) -> None:
+        if model and version:
+            self.versions[(pool, model)] = version
+
+
+def _models_from_listing(doc: Any) -> list[tuple[str, str]]:
+    """(name, served version) pairs from GET /v1/models, tolerant of the listing's shape."""
+    items = doc.get("data") or doc.get("models") or [] if isinstance(doc, Mapping) else doc
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        name = item.get("name") or item.get("id")
+        served = None
+        for key in ("served_version", "serving_version", "current_version", "version"):
+            if item.get(key) not in (None, ""):
+                served = item[key]
+                break
+        if isinstance(name, str) and served is not None:
+            out.append((name, str(served)))
+    return out
+
+
+class OriginPool:
+    def __init__(self, config: EdgeConfig, platform: Platform, stats: Stats) -> None:
+        self._config = config
+        self._platform = platform
+        self._stats = stats
+        self.origins = [Origin(spec) for spec in config.origins]
+        self.versions = ModelVersions()
+        self._last_check = float("-inf")
+        self._checking = False
+        self._requests: deque[float] = deque()
+        self._retries: deque[float] = deque()
+        self._rng = random.Random()
+
+    # -- choice -------------------------------------------------------------------------------
+    def pools(self) -> set[str]:
+        return {o.spec.pool for o in self.origins}
+
+    def choose(self, pool: str, exclude: set[str]) -> Origin | None:
+        now = self._platform.monotonic()
+        members = [o for o in self.origins if o.spec.pool == pool and o.url not in exclude]
+        candidates = [o for o in members if o.available(now)]
+        if not candidates:
+            # Panic mode: better to try an ejected origin than to refuse outright.
+            candidates = members
+        if not candidates:
+            return None
+        total = sum(o.spec.weight for o in candidates)
+        pick = self._rng.random() * total
+        for origin in candidates:
+            pick -= origin.spec.weight
+            if pick < 0:
+                return origin
+        return candidates[-1]
+
+    # -- passive health -----------------------------------------------------------------------
+    def _failed(self, origin: Origin, reason: str, decisive: bool) -> None:
+        origin.consecutive_failures += 1
+        origin.last_error = reason
+        if decisive or origin.consecutive_failures >= self._config.eject_after_failures:
+            backoff = min(
+                self._config.eject_max_seconds,
+                self._config.eject_base_seconds * (2 ** min(origin.ejections, 16)),
+            )
+            origin.ejected_until = self._platform.monotonic() + backoff
+            origin.ejections += 1
+            origin.consecutive_failures = 0
+            self._stats.inc("outpost_edge_ejections_total", origin.url)
+            log.warning("ejected origin %s for %.1fs: %s", origin.url, backoff, reason)
+
+    def _succeeded(self, origin: Origin) -> None:
+        origin.consecutive_failures = 0
+        if origin.ejections and origin.ejected_until <= self._platform.monotonic():
+            origin.ejections = 0
+
+    # -- retry budget -------------------------------------------------------------------------
+    def _trim(self, q: deque[float], now: float) -> None:
+        while q and q[0] < now - BUDGET_WINDOW:
+            q.popleft()
+
+    def _may_retry(self) -> bool:
+        now = self._platform.monotonic()
+        self._trim(self._requests, now)
+        self._trim(self._retries, now)
+        allowed = max(
+            self._config.retry_min_per_window,
+            int(len(self._requests) * self._config.retry_budget_ratio),
+        )
+        if len(self._retries) >= allowed:
+            return False
+        self._retries.append(now)
+        return True
+
+    # -- forwarding ---------------------------------------------------------------------------
+    async def forward(
+        self,
+        pool: str,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        retryable: bool,
+    ) -> tuple[UpstreamResponse, Origin]:
+        """Send to one origin of `pool`, retrying idempotent requests on another origin."""
+        self._requests.append(self._platform.monotonic())
+        tried: set[str] = set()
+        kind = "unavailable"
+        last: UpstreamResponse | None = None
+        max_attempts = self._config.max_attempts if retryable else 1
+        attempt = 0
+        while attempt < max_attempts:
+            if attempt and not self._may_retry():
+                break
+            origin = self.choose(pool, tried)
+            if origin is None:
+                break
+            if attempt:
+                self._stats.inc("outpost_edge_retries_total")
+            attempt += 1
+            tried.add(origin.url)
+            try:
+                resp = await self._platform.fetch(
+                    method,
+                    origin.url + path_qs,
+                    headers,
+                    body,
+                    self._config.request_timeout_seconds,
+                )
+            except UpstreamError as exc:
+                kind = exc.kind
+                self._stats.inc("outpost_edge_origin_attempts_total", origin.url, exc.kind)
+                self._failed(origin, str(exc), decisive=exc.kind == "connect")
+                continue
+            if resp.status in RETRY_STATUSES:
+                kind, last = "status", resp
+                self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "5xx")
+                self._failed(origin, f"HTTP {resp.status}", decisive=False)
+                continue
+            self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "ok")
+            self._succeeded(origin)
+            return resp, origin
+        if attempt == 0:
+            raise NoOriginAvailable(pool)
+        raise ForwardFailure(kind, last, attempt)
+
+    # -- active health ------------------------------------------------------------------------
+    def maybe_check(self) -> None:
+        """Start a background health round if one is due (works with and without a loop of
+        our own: in Workers this runs via waitUntil on live traffic)."""
+        now = self._platform.monotonic()
+        if self._checking or now - self._last_check < self._config.health_interval_seconds:
+            return
+        self._last_check = now
+        self._checking = True
+        self._platform.spawn(self.check_all())
+
+    async def check_all(self) -> None:
+        try:
+            await asyncio.gather(*(self._check(o) for o in self.origins))
+        finally:
+            self._checking = False
+            self._last_check = self._platform.monotonic()
+
+    async def _check(self, origin: Origin) -> None:
+        timeout = self._config.connect_timeout_seconds
+        try:
+            resp = await self._platform.fetch(
+                "GET", origin.url + "/v2/health/ready", {}, None, timeout
+            )
+            ok = resp.status == 200
+        except UpstreamError as exc:
+            ok = False
+            origin.last_error = str(exc)
+        was = origin.healthy
+        origin.healthy = ok
+        if ok and not was:
+            log.info("origin %s is ready again", origin.url)
+            origin.ejected_until = 0.0
+        elif not ok and was:
+            log.warning("origin %s failed its health check", origin.url)
+        if ok and origin.ejected_until > self._platform.monotonic():
+            # Passed an active check: readmit before the backoff ends.
+            origin.ejected_until = 0.0
+        if not ok:
+            return
+        try:
+            resp = await self._platform.fetch(
+                "GET", origin.url + "/v1/models", {"accept": "application/json"}, None, timeout
+            )
+            if resp.status == 200:
+                for name, version in _models_from_listing(json.loads(resp.body)):
+                    self.versions.learn(origin.spec.pool, name, version)
+        except (UpstreamError, ValueError) as exc:
+            log.debug("model listing from %s failed: %s", origin.url, exc)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._platform.monotonic()
+        return [
+            {
+                "url": o.url,
+                "pool": o.spec.pool,
+                "weight": o.spec.weight,
+                "healthy": o.healthy,
+                "ejected_for_seconds": round(max(0.0, o.ejected_until - now), 3),
+                "last_error": o.last_error,
+            }
+            for o in self.origins
+        ]

@@ -1,0 +1,118 @@
+"""The deployed Worker code (edge/entry.py + vendored deps) imports and serves inside real
+Pyodide (npm `pyodide` matching wrangler.toml's compatibility date) with the real
+`workers-runtime-sdk`: auth, cache and forwarding against a real local origin."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.edge.conftest import ROOT, Issuer, Proc, embed, issuer_settings
+
+SDK = "workers-runtime-sdk==1.9.5"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(vendored python_modules, SDK wheel) built exactly as for `wrangler deploy`."""
+    from edge.vendor import vendor
+
+    work = tmp_path_factory.mktemp("worker")
+    modules = vendor(work / "python_modules")
+    cache = ROOT / ".outpost" / "wheels"
+    wheels = list(cache.glob("workers_runtime_sdk-1.9.5-*.whl"))
+    if not wheels:
+        subprocess.run(
+            [
+                os.sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                SDK,
+                "-d",
+                str(cache),
+            ],
+            check=True,
+            timeout=120,
+        )
+        wheels = list(cache.glob("workers_runtime_sdk-1.9.5-*.whl"))
+    return modules, wheels[0]
+
+
+@pytest.fixture(scope="module")
+def worker(
+    bundle: tuple[Path, Path],
+    issuer: Issuer,
+    oidc_issuer: Issuer,
+    shared_origin: Proc,
+    log_dir: Path,
+) -> Iterator[tuple[Proc, dict]]:
+    node = shutil.which("node")
+    assert node, "node is required (see package.json)"
+    env = {
+        **os.environ,
+        "WORKER_ENV": json.dumps(
+            {
+                "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": shared_origin.url}]),
+                "OUTPOST_EDGE_ISSUERS": json.dumps(issuer_settings(issuer, oidc_issuer)),
+            }
+        ),
+    }
+    log = log_dir / "pyodide-worker.log"
+    script = ROOT / "tests" / "edge" / "pyodide" / "run_worker.mjs"
+    with log.open("wb") as err:
+        popen = subprocess.Popen(
+            [node, str(script), str(ROOT), str(bundle[0]), str(bundle[1])],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=ROOT,
+        )
+    assert popen.stdout is not None
+    line = popen.stdout.readline()  # bounded: the process exits (EOF) if startup fails
+    if not line:
+        popen.wait(timeout=30)
+        pytest.fail("worker harness died:\n" + log.read_text()[-4000:])
+    info = json.loads(line)
+    proc = Proc(popen, f"http://127.0.0.1:{info['port']}", log)
+    print(f"pyodide load {info['load_ms']:.0f} ms, edge.entry import {info['import_ms']:.0f} ms")
+    yield proc, info
+    proc.stop()
+
+
+def test_worker_serves_authenticated_cached_inference_in_pyodide(
+    worker: tuple[Proc, dict], issuer: Issuer, oidc_issuer: Issuer
+) -> None:
+    proc, _ = worker
+    with httpx.Client(timeout=60) as client:
+        assert embed(client, proc, None, "pyodide").status_code == 401
+        bad = embed(client, proc, issuer.token("ed-1", aud="nope"), "pyodide")
+        assert bad.status_code == 401
+        first = embed(client, proc, issuer.token("ed-1"), "pyodide")
+        assert first.status_code == 200, first.text
+        assert first.headers["x-cache"] == "MISS"
+        assert first.headers["x-model-name"] == "tiny-embed"
+        second = embed(client, proc, issuer.token("ed-1"), "pyodide")
+        assert second.headers["x-cache"] == "HIT"
+        assert second.json() == first.json()
+        # WebCrypto ES256 and RS256 paths, via OIDC discovery.
+        for kid in ("es-1", "rs-1"):
+            assert embed(client, proc, oidc_issuer.token(kid), "pyodide").status_code == 200
+        forged = oidc_issuer.hs256_with_public_key("rs-1")
+        assert embed(client, proc, forged, "pyodide").status_code == 401
+        health = client.get(proc.url + "/healthz").json()
+        assert health["platform"] == "workers"
+
+
+def test_worker_import_time_is_reported(worker: tuple[Proc, dict]) -> None:
+    _, info = worker
+    assert info["import_ms"] > 0
