@@ -19,7 +19,7 @@ from rich.table import Table
 
 app = typer.Typer(
     name="models",
-    help="Build the demo models and import Hugging Face checkpoints into the model repository.",
+    help="The model repository: list, validate, import Hugging Face checkpoints, build the demos.",
     no_args_is_help=True,
 )
 console = Console(stderr=True)
