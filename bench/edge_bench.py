@@ -1,12 +1,20 @@
 """Edge benchmarks (never run as tests). One run, same machine, same load tool for every target:
 
-1. cache-hit throughput through the local edge vs a minimal uvicorn app returning a constant;
-2. added latency of a miss (edge -> origin) vs calling the origin directly (p50, interleaved).
+1. cache-hit throughput through the local edge vs a minimal uvicorn app returning a constant
+   (and, to show where the rest goes, vs the same constant app answering with the edge's exact
+   hit response: same headers, same body);
+2. added latency of a miss (edge -> origin) vs calling the origin directly (p50, interleaved
+   on one keep-alive connection each, so the client's own cost is the same on both paths).
+3. the Worker's import times inside real Pyodide (Node, npm `pyodide`), median of 3 runs.
 
     .venv/bin/python bench/edge_bench.py [--seconds 5] [--concurrency 16]
 
-Writes bench/results/edge_bench.json. The load tool is a raw asyncio keep-alive HTTP/1.1
-client (far cheaper per request than httpx, so it measures the server, not the client).
+Writes bench/results/edge_bench.json. Throughput load tool: `wrk` (C, one thread, keep-alive;
+`apt-get install wrk`) when it is on PATH, else a raw asyncio keep-alive HTTP/1.1 client; the
+result names the tool used. Both the servers and the load tool share this machine's cores, so
+compare ratios from one run, not absolute numbers across runs. Each throughput target also
+reports the server process's CPU time per request (psutil), which other load on the machine
+disturbs far less than requests/s.
 """
 
 from __future__ import annotations
@@ -14,7 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
 
 from tests.conftest import free_port  # noqa: E402
 from tests.edge.conftest import (  # noqa: E402
@@ -35,19 +50,50 @@ from tests.edge.conftest import (  # noqa: E402
 )
 
 CONSTANT_APP = """
+import json, os, sys
 import uvicorn
 BODY = b'{"object":"list","data":[{"embedding":[0.1,0.2,0.3]}]}'
+HEADERS = [(b"content-type", b"application/json")]
+if os.environ.get("CONSTANT_RESPONSE"):  # replay a captured response: [[headers], body]
+    captured = json.loads(os.environ["CONSTANT_RESPONSE"])
+    HEADERS = [(k.encode(), v.encode()) for k, v in captured[0]]
+    BODY = captured[1].encode()
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
-uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning",
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             access_log=False)
 """
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = os.getenv("WRK_BODY")
+wrk.headers["content-type"] = "application/json"
+local auth = os.getenv("WRK_AUTH")
+if auth ~= nil and auth ~= "" then wrk.headers["authorization"] = auth end
+"""
+
+
+def wrk_rps(url: str, body: bytes, auth: str, seconds: float, concurrency: int) -> dict:
+    """Requests/s of 200 answers measured by `wrk` (one thread)."""
+    script = Path(tempfile.mkdtemp(prefix="wrk-")) / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "WRK_BODY": body.decode(), "WRK_AUTH": auth}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "requests": total, "errors": int(bad.group(1)) if bad else 0}
 
 
 def request_bytes(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -104,7 +150,7 @@ async def throughput(port: int, raw: bytes, seconds: float, concurrency: int) ->
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"rps": done / (time.perf_counter() - t0), "errors": errors}
+    return {"rps": done / (time.perf_counter() - t0), "requests": done + errors, "errors": errors}
 
 
 async def latencies(targets: dict[str, tuple[int, bytes]], n: int) -> dict[str, float]:
@@ -120,6 +166,37 @@ async def latencies(targets: dict[str, tuple[int, bytes]], n: int) -> dict[str, 
     return {k: statistics.median(v[n // 10 :]) for k, v in samples.items()}
 
 
+def worker_import_times(work: Path, runs: int = 3) -> dict | None:
+    """Median import times of the Worker inside real Pyodide (tests/edge/pyodide harness):
+    the `workers` SDK, the entry module, and what the first request adds. None when node, the
+    npm `pyodide` package or the SDK wheel (.outpost/wheels, see the Pyodide test) is missing."""
+    node = shutil.which("node")
+    wheels = sorted((ROOT / ".outpost" / "wheels").glob("workers_runtime_sdk-*.whl"))
+    if node is None or not wheels or not (ROOT / "node_modules" / "pyodide").is_dir():
+        return None
+    from edge.vendor import vendor
+
+    modules = vendor(work / "python_modules")
+    script = ROOT / "tests" / "edge" / "pyodide" / "run_worker.mjs"
+    samples: list[dict] = []
+    for _ in range(runs):
+        proc = subprocess.Popen(
+            [node, str(script), str(ROOT), str(modules), str(wheels[-1])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "WORKER_ENV": "{}"},
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # EOF if the harness dies: bounded
+        proc.terminate()
+        proc.wait(timeout=10)
+        samples.append(json.loads(line))
+    keys = ("sdk_import_ms", "entry_import_ms", "first_request_import_ms", "load_ms")
+    out = {k: round(statistics.median(s[k] for s in samples), 1) for k in keys}
+    out["runs"] = runs
+    return out
+
+
 def main() -> None:
     import faulthandler
 
@@ -128,6 +205,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--samples", type=int, default=300)
+    p.add_argument(
+        "--python-client", action="store_true", help="use the asyncio client even if wrk exists"
+    )
     args = p.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="edge-bench-"))
     from outpost.modelkit.tiny import build_tiny_embeddings
@@ -153,18 +233,56 @@ def main() -> None:
         logs,
     )
     wait_http(const, "/")
+    same = None
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
     try:
         body = json.dumps({"model": "tiny-embed", "input": "benchmark sentence"}).encode()
-        auth = {"authorization": f"Bearer {token}"}
+        bearer = f"Bearer {token}"
+        auth = {"authorization": bearer}
         eport = int(edge.url.rsplit(":", 1)[1])
         oport = int(origin.url.rsplit(":", 1)[1])
-        hit = request_bytes(eport, "/v1/embeddings", body, auth)
-        asyncio.run(throughput(eport, hit, 0.5, 2))  # warm: fills the cache
-        asyncio.run(throughput(cport, request_bytes(cport, "/", body, {}), 0.5, 2))
-        t_const = asyncio.run(
-            throughput(cport, request_bytes(cport, "/", body, {}), args.seconds, args.concurrency)
+        pids = {cport: const.popen.pid, eport: edge.popen.pid}
+
+        def rps(port: int, path: str, with_auth: bool, seconds: float) -> dict:
+            """Throughput, plus the server's CPU time per request: robust to other load on
+            the machine, which moves requests/s but not the work each request costs."""
+            server = psutil.Process(pids[port])
+            before = server.cpu_times()
+            if use_wrk:
+                url = f"http://127.0.0.1:{port}{path}"
+                out = wrk_rps(url, body, bearer if with_auth else "", seconds, args.concurrency)
+            else:
+                raw = request_bytes(port, path, body, auth if with_auth else {})
+                out = asyncio.run(throughput(port, raw, seconds, args.concurrency))
+            after = server.cpu_times()
+            cpu = (after.user - before.user) + (after.system - before.system)
+            out["cpu_us_per_request"] = cpu * 1e6 / max(1, out["requests"])
+            return out
+
+        rps(eport, "/v1/embeddings", True, 1)  # warm: fills the cache
+        # The edge's real hit response, replayed by a second constant app.
+        captured = httpx.post(
+            edge.url + "/v1/embeddings", content=body, headers={**auth, "accept": ""}, timeout=10
         )
-        t_hit = asyncio.run(throughput(eport, hit, args.seconds, args.concurrency))
+        assert captured.headers["x-cache"] == "HIT", captured.headers
+        kept = [(k, v) for k, v in captured.headers.items() if k not in ("date", "server")]
+        sport = free_port()
+        same = Proc(
+            _spawn(
+                [sys.executable, "-c", CONSTANT_APP, str(sport)],
+                logs / "same.log",
+                {**os.environ, "CONSTANT_RESPONSE": json.dumps([kept, captured.text])},
+            ),
+            f"http://127.0.0.1:{sport}",
+            logs / "same.log",
+        )
+        wait_http(same, "/")
+        pids[sport] = same.popen.pid
+        rps(cport, "/", False, 1)
+        rps(sport, "/", False, 1)
+        t_const = rps(cport, "/", False, args.seconds)
+        t_hit = rps(eport, "/v1/embeddings", True, args.seconds)
+        t_same = rps(sport, "/", False, args.seconds)
         miss_body = b'{"model":"tiny-embed","input":"miss __N__"}'
         nocache = {**auth, "cache-control": "no-cache"}
         lat = asyncio.run(
@@ -180,20 +298,37 @@ def main() -> None:
             "constant_app_rps": round(t_const["rps"]),
             "edge_cache_hit_rps": round(t_hit["rps"]),
             "hit_ratio_vs_constant": round(t_hit["rps"] / t_const["rps"], 3),
+            "constant_app_same_response_rps": round(t_same["rps"]),
+            "hit_ratio_vs_same_response": round(t_hit["rps"] / t_same["rps"], 3),
+            "constant_app_cpu_us_per_request": round(t_const["cpu_us_per_request"], 1),
+            "edge_hit_cpu_us_per_request": round(t_hit["cpu_us_per_request"], 1),
+            "same_response_cpu_us_per_request": round(t_same["cpu_us_per_request"], 1),
+            "hit_cpu_ratio_constant_over_edge": round(
+                t_const["cpu_us_per_request"] / t_hit["cpu_us_per_request"], 3
+            ),
+            "hit_response_headers": len(kept),
+            "hit_response_body_bytes": len(captured.content),
             "miss_p50_direct_ms": round(lat["direct"], 3),
             "miss_p50_via_edge_ms": round(lat["edge"], 3),
             "miss_added_p50_ms": round(lat["edge"] - lat["direct"], 3),
+            "load_tool": "wrk -t1 (keep-alive)" if use_wrk else "python asyncio raw client",
+            "latency_tool": "python asyncio raw client, 1 connection per target, interleaved",
             "concurrency": args.concurrency,
             "seconds": args.seconds,
-            "errors": t_const["errors"] + t_hit["errors"],
+            "latency_samples": args.samples,
+            "errors": t_const["errors"] + t_hit["errors"] + t_same["errors"],
         }
+        worker = worker_import_times(logs)
+        if worker is not None:  # flat keys: the docs' benchmark table shows scalars only
+            result.update({f"worker_{k}": v for k, v in worker.items() if k != "runs"})
         out = ROOT / "bench" / "results" / "edge_bench.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
     finally:
-        for proc in (edge, origin, const):
-            proc.stop()
+        for proc in (edge, origin, const, same):
+            if proc is not None:
+                proc.stop()
 
 
 if __name__ == "__main__":

@@ -10,19 +10,21 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import random
 import re
-import uuid
 import zlib
+from urllib.parse import quote
 
 from edge.auth import Authenticator, AuthError, Principal
-from edge.cache import EdgeCache, cache_key, canonical_json, client_bypass
+from edge.cache import CacheKey, EdgeCache, body_digest, cache_key, client_bypass
 from edge.config import EdgeConfig
 from edge.messages import EdgeRequest, EdgeResponse, UpstreamResponse
-from edge.platform.base import CachedResponse, Platform
 from edge.problems import problem
 from edge.ratelimit import RateLimiter
 from edge.routes import Match, MethodNotAllowed, match
 from edge.routing import ForwardFailure, NoOriginAvailable, OriginPool
+from edge.runtime.base import CachedResponse, Platform
 from edge.stats import Stats
 
 log = logging.getLogger("edge")
@@ -53,7 +55,25 @@ _EXPOSED = (
     "x-request-id, x-cache, x-model-name, x-model-version, etag, retry-after, "
     "ratelimit-limit, ratelimit-remaining, ratelimit-reset, ratelimit-policy"
 )
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _COMPRESSIBLE = ("application/json", "application/problem+json", "text/")
+
+
+# Request bodies up to this size are remembered once parsed (raw bytes -> model field and
+# canonical digest), so a repeated request (a cache hit) skips JSON parsing and re-encoding.
+_PARSED_MAX_BODY = 4096
+_PARSED_MAX_ENTRIES = 4096
+
+
+_rng = random.Random(os.urandom(32))  # ids correlate logs; they are not secrets
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, without building a `uuid.UUID` or making a
+    getrandom() syscall per request."""
+    return "%032x" % (_rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
 def _gzip(body: bytes) -> bytes:
@@ -75,11 +95,13 @@ class EdgeApp:
         self._pools = self.pool.pools()
         self._cors_any = "*" in config.cors_origins
         self._cors = frozenset(config.cors_origins)
+        self._parsed: dict[bytes, tuple[str, bytes]] = {}
+        self._openapi: bytes | None = None
 
     # -- entry point ----------------------------------------------------------------------------
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
-        given = req.headers.get("x-request-id", "")
-        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        given = req.headers.get("x-request-id")
+        rid = given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
         extra: dict[str, str] = {}
         route = "unmatched"
         try:
@@ -141,13 +163,22 @@ class EdgeApp:
             return problem(
                 429, "rate-limited", f"Too many requests; retry in {wait} s.", rid
             ), route.name
-        headers = self._forward_headers(req, rid)
-        if route.cacheable:
-            return await self._inference(req, m, rid, headers, subject), route.name
-        return await self._plain(req, m, rid, headers), route.name
+        if route.cacheable:  # forwarded headers are built only on a miss
+            return await self._inference(req, m, rid, subject), route.name
+        return await self._plain(req, m, rid, self._forward_headers(req, rid)), route.name
 
     # -- local endpoints ------------------------------------------------------------------------
     def _local(self, name: str, rid: str) -> EdgeResponse:
+        if name == "openapi":
+            if self._openapi is None:
+                from edge.openapi import openapi_document  # only when asked: Worker cold start
+
+                self._openapi = json.dumps(openapi_document(), separators=(",", ":")).encode()
+            return EdgeResponse(
+                200,
+                {"content-type": "application/json", "cache-control": "public, max-age=300"},
+                self._openapi,
+            )
         if name == "metrics":
             exported = self.platform.metrics_text(self.stats)
             if exported is None:
@@ -166,6 +197,7 @@ class EdgeApp:
                 for (pool, model), version in sorted(self.pool.versions.versions.items())
             },
             "cache_entries": len(self.cache),
+            "cache_bytes": self.cache.size_bytes,
         }
         return EdgeResponse(
             200,
@@ -175,7 +207,9 @@ class EdgeApp:
 
     # -- forwarding -----------------------------------------------------------------------------
     def _forward_headers(self, req: EdgeRequest, rid: str) -> dict[str, str]:
-        out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED}
+        # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+        listed = {t.strip().lower() for t in req.headers.get("connection", "").split(",")}
+        out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED and k not in listed}
         out["x-request-id"] = rid
         out["accept-encoding"] = "identity"
         if req.client_ip:
@@ -184,7 +218,10 @@ class EdgeApp:
 
     @staticmethod
     def _path_qs(req: EdgeRequest) -> str:
-        return f"{req.path}?{req.query}" if req.query else req.path
+        # The path arrives percent-decoded: re-encode it so control characters, `#` or `?`
+        # inside a segment reach the origin as data, never as URL syntax.
+        path = quote(req.path, safe=_PATH_SAFE)
+        return f"{path}?{req.query}" if req.query else path
 
     @staticmethod
     def _from_upstream(up: UpstreamResponse) -> EdgeResponse:
@@ -251,31 +288,39 @@ class EdgeApp:
             headers["vary"] = "accept-encoding"
         return EdgeResponse(entry.status, headers, body)
 
-    async def _inference(
-        self, req: EdgeRequest, m: Match, rid: str, headers: dict[str, str], subject: str
-    ) -> EdgeResponse:
-        ctype = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if ctype != "application/json" and not ctype.endswith("+json"):
-            return problem(415, "unsupported-media-type", "Send application/json.", rid)
-        try:
-            payload = json.loads(req.body)
-        except (ValueError, UnicodeDecodeError):
-            return problem(400, "malformed", "The body is not valid JSON.", rid)
-        if not isinstance(payload, dict):
-            return problem(400, "malformed", "The body must be a JSON object.", rid)
-        model = m.model or payload.get("model")
-        model = model if isinstance(model, str) else ""
+    async def _inference(self, req: EdgeRequest, m: Match, rid: str, subject: str) -> EdgeResponse:
+        ctype = req.headers.get("content-type")
+        if ctype is not None and ctype != "application/json":
+            ctype = ctype.split(";")[0].strip().lower()
+            if ctype != "application/json" and not ctype.endswith("+json"):
+                return problem(415, "unsupported-media-type", "Send application/json.", rid)
+        parsed = self._parsed.get(req.body)
+        if parsed is None:
+            try:
+                payload = json.loads(req.body)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                return problem(400, "malformed", "The body is not valid JSON.", rid)
+            if not isinstance(payload, dict):
+                return problem(400, "malformed", "The body must be a JSON object.", rid)
+            named = payload.get("model")
+            parsed = (named if isinstance(named, str) else "", body_digest(payload))
+            if len(req.body) <= _PARSED_MAX_BODY:
+                if len(self._parsed) >= _PARSED_MAX_ENTRIES:
+                    self._parsed.clear()
+                self._parsed[req.body] = parsed
+        model = m.model or parsed[0]
+        digest = parsed[1]
         pool = self._pool_for(model, req, subject)
-        no_read, no_store = client_bypass(
-            req.headers.get("cache-control"), req.headers.get("pragma")
-        )
+        cc, pragma = req.headers.get("cache-control"), req.headers.get("pragma")
+        no_read, no_store = client_bypass(cc, pragma) if cc or pragma else (False, False)
         version = m.version or self.pool.versions.get(pool, model)
-        normalized = canonical_json(payload)
         accept = req.headers.get("accept", "")
-        key = cache_key(pool, model, version, req.path, normalized, accept)
+        key = cache_key(pool, model, version, req.path, digest, accept)
         stale: CachedResponse | None = None
         if not no_read:
-            entry = await self.cache.get(key)
+            entry = self.cache.lookup(key)
+            if entry is None and self.platform.cache_tier2 is not None:
+                entry = await self.cache.get(key)
             if entry is not None:
                 if self.cache.is_fresh(entry):
                     self.stats.inc("outpost_edge_cache_total", "HIT")
@@ -293,7 +338,16 @@ class EdgeApp:
             self.cache.inflight[key] = fut
             try:
                 resp = await self._miss(
-                    req, rid, headers, pool, model, m, key, normalized, stale, no_store
+                    req,
+                    rid,
+                    self._forward_headers(req, rid),
+                    pool,
+                    model,
+                    m,
+                    key,
+                    digest,
+                    stale,
+                    no_store,
                 )
             except BaseException as exc:
                 fut.set_exception(exc)
@@ -305,7 +359,17 @@ class EdgeApp:
                 fut.set_result(EdgeResponse(resp.status, dict(resp.headers), resp.body))
             return resp
         return await self._miss(
-            req, rid, headers, pool, model, m, key, normalized, None, no_store, "BYPASS"
+            req,
+            rid,
+            self._forward_headers(req, rid),
+            pool,
+            model,
+            m,
+            key,
+            digest,
+            None,
+            no_store,
+            "BYPASS",
         )
 
     async def _miss(
@@ -316,8 +380,8 @@ class EdgeApp:
         pool: str,
         model: str,
         m: Match,
-        key: str,
-        normalized: bytes,
+        key: CacheKey,
+        digest: bytes,
         stale: CachedResponse | None,
         no_store: bool,
         state: str = "MISS",
@@ -351,7 +415,7 @@ class EdgeApp:
                         model,
                         served_version,
                         req.path,
-                        normalized,
+                        digest,
                         req.headers.get("accept", ""),
                     )
                 self.cache.put(key, entry)

@@ -60,11 +60,14 @@ class ASGIEdge:
             return
         if kind != "http":
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        raw_headers = scope["headers"]
+        headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw_headers}
+        if len(headers) != len(raw_headers):  # a repeated header: join its values in order
+            headers = {}
+            for raw_name, raw_value in raw_headers:
+                name = raw_name.decode("latin-1").lower()
+                value = raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -73,9 +76,11 @@ class ASGIEdge:
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size <= self._max_body + 1:
+            # Keep the chunk that crosses the limit so the app still sees an oversized body
+            # (413), then drop the rest: memory stays bounded by limit + one chunk.
+            if size <= self._max_body:
                 chunks.append(chunk)
+            size += len(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         client = scope.get("client")
@@ -89,14 +94,10 @@ class ASGIEdge:
             client_ip=self._proxies.client_ip(peer, headers.get("x-forwarded-for")),
         )
         resp = await self.app.handle(req)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1", "replace"))
-                    for k, v in resp.headers.items()
-                ],
-            }
-        )
+        out = [
+            (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in resp.headers.items()
+        ]
+        if resp.status not in (204, 304):  # a known length: no chunked framing
+            out.append((b"content-length", str(len(resp.body)).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": resp.body})

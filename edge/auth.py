@@ -19,7 +19,7 @@ from typing import Any
 
 from edge.claims import ClaimsError, validate_claims
 from edge.config import EdgeConfig, IssuerSpec
-from edge.platform.base import Platform
+from edge.runtime.base import Platform
 
 log = logging.getLogger("edge.auth")
 
@@ -30,6 +30,8 @@ KEY_TYPES: dict[str, tuple[str, str | None]] = {
     "RS256": ("RSA", None),
 }
 REALM = "outpost"
+# Real access tokens are well under 2 KB; anything past this is refused before parsing.
+MAX_TOKEN_CHARS = 8192
 
 
 class AuthError(Exception):
@@ -154,9 +156,10 @@ class Authenticator:
         self._platform = platform
         self._leeway = config.leeway_seconds
         self.jwks = {spec.issuer: JwksCache(spec, platform) for spec in config.issuers}
-        from cachetools import LRUCache
-
-        self._verified: LRUCache[str, Principal] = LRUCache(maxsize=config.token_cache_entries)
+        # token -> Principal; a plain dict so a repeat caller costs one lookup. Bounded: when
+        # full, the oldest verification goes first (tokens are short-lived anyway).
+        self._verified: dict[str, Principal] = {}
+        self._verified_max = max(1, config.token_cache_entries)
 
     async def authenticate(self, authorization: str | None, scope: str) -> Principal:
         """The caller behind the header, if it holds `scope`; raises AuthError otherwise."""
@@ -166,10 +169,14 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthError(401, "invalid_request", "Use the Bearer authorization scheme.", scope)
+        if len(token) > MAX_TOKEN_CHARS:  # bounds parsing work and the verified-token cache
+            raise _invalid("The token is too large.")
         principal = self._verified.get(token)
         now = self._platform.now()
         if principal is None:
             principal = await self._verify(token)
+            if len(self._verified) >= self._verified_max:
+                del self._verified[next(iter(self._verified))]
             self._verified[token] = principal
         elif now > principal.expires_at + self._leeway:
             self._verified.pop(token, None)
@@ -188,7 +195,7 @@ class Authenticator:
             header = json.loads(b64url_decode(parts[0]))
             payload = json.loads(b64url_decode(parts[1]))
             signature = b64url_decode(parts[2])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             raise _invalid("The token is malformed.") from None
         if not isinstance(header, dict) or not isinstance(payload, dict):
             raise _invalid("The token is malformed.")

@@ -9,10 +9,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cachetools import TLRUCache
+from cachetools import LRUCache
 
 from edge.config import EdgeConfig
-from edge.platform.base import CachedResponse, CacheTier
+from edge.runtime.base import CachedResponse, CacheTier
 
 # Response headers worth replaying from a cached entry.
 KEPT_HEADERS = ("content-type", "x-model-name", "x-model-version", "cache-control", "etag")
@@ -35,12 +35,30 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def cache_key(pool: str, model: str, version: str, route: str, body: bytes, accept: str) -> str:
+# (pool, model, version, route, accept, sha256 of the canonical request body)
+CacheKey = tuple[str, str, str, str, str, bytes]
+
+
+def body_digest(payload: Any) -> bytes:
+    """sha256 of a request body's canonical JSON: equal for equal JSON values, and small enough
+    to keep in a key (the body itself may be up to `max_request_bytes`)."""
+    return hashlib.sha256(canonical_json(payload)).digest()
+
+
+def cache_key(
+    pool: str, model: str, version: str, route: str, digest: bytes, accept: str
+) -> CacheKey:
+    """The tier-1 key: a tuple, so a hit costs a tuple hash rather than a sha256."""
+    return (pool, model, version, route, accept, digest)
+
+
+def tier2_key(key: CacheKey) -> str:
+    """A key as hex text, for tiers keyed by strings (the Cache API builds a URL from it)."""
     h = hashlib.sha256()
-    for part in (pool, model, version, route, accept):
+    for part in key[:5]:
         h.update(part.encode())
         h.update(b"\x00")
-    h.update(body)
+    h.update(key[5])
     return h.hexdigest()
 
 
@@ -52,8 +70,23 @@ def client_bypass(cache_control: str | None, pragma: str | None) -> tuple[bool, 
     return no_cache, no_store
 
 
+ENTRY_OVERHEAD_BYTES = 512  # the key, the entry object and its kept headers, roughly
+
+
+def entry_size(entry: CachedResponse) -> int:
+    """What an entry may cost in memory: its body twice (the gzip copy made on first demand is
+    never larger) plus bookkeeping. Counted up front, so the bound holds once gzip copies exist."""
+    return 2 * len(entry.body) + ENTRY_OVERHEAD_BYTES
+
+
 class EdgeCache:
-    """In-memory tier (cachetools TLRU keyed by sha256) plus optional tier 2."""
+    """In-memory tier plus an optional tier 2 (Cloudflare's Cache API in Workers).
+
+    Tier 1 is cachetools' LRUCache bounded in bytes (`cache_max_bytes`), so memory stays bounded
+    whatever the response sizes. Freshness is per entry (the origin's Cache-Control), checked on
+    lookup; cachetools' TLRUCache would do that too, but its per-operation expiry scan was the
+    biggest single cost of a cache hit when measured, so expired entries here simply age out of
+    the LRU order or are dropped when looked up."""
 
     def __init__(
         self, config: EdgeConfig, clock: Callable[[], float], tier2: CacheTier | None
@@ -61,23 +94,36 @@ class EdgeCache:
         self._config = config
         self._clock = clock
         self._tier2 = tier2
-        self._entries: TLRUCache[str, CachedResponse] = TLRUCache(
-            maxsize=config.cache_max_entries,
-            ttu=lambda _k, v, _now: v.stale_until,
-            timer=clock,
+        self._entries: LRUCache[CacheKey, CachedResponse] = LRUCache(
+            maxsize=config.cache_max_bytes, getsizeof=entry_size
         )
-        self.inflight: dict[str, asyncio.Future[Any]] = {}
+        self.inflight: dict[CacheKey, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, key: str) -> CachedResponse | None:
+    @property
+    def size_bytes(self) -> int:
+        """The tier-1 cache's current size, as counted against `cache_max_bytes`."""
+        return int(self._entries.currsize)
+
+    def lookup(self, key: CacheKey) -> CachedResponse | None:
+        """Tier 1 only: the entry if it is still fresh or within its stale bound."""
+        entry = self._entries.get(key)  # a hit also moves the key to the LRU's young end
+        if entry is None:
+            return None
+        if entry.stale_until <= self._clock():
+            del self._entries[key]
+            return None
+        return entry
+
+    async def get(self, key: CacheKey) -> CachedResponse | None:
         """The entry (fresh or still within its stale bound), from tier 1 then tier 2."""
-        entry = self._entries.get(key)
+        entry = self.lookup(key)
         if entry is None and self._tier2 is not None:
-            entry = await self._tier2.get(key)
+            entry = await self._tier2.get(tier2_key(key))
             if entry is not None and entry.stale_until > self._clock():
-                self._entries[key] = entry
+                self.put(key, entry)
             else:
                 entry = None
         return entry
@@ -116,9 +162,13 @@ class EdgeCache:
             etag=headers.get("etag", ""),
         )
 
-    def put(self, key: str, entry: CachedResponse) -> None:
+    def put(self, key: CacheKey, entry: CachedResponse) -> None:
+        """Store an entry, evicting least recently used ones; one larger than the whole bound is
+        simply not kept."""
+        if entry_size(entry) > self._entries.maxsize:
+            return
         self._entries[key] = entry
 
-    async def put_tier2(self, key: str, entry: CachedResponse) -> None:
+    async def put_tier2(self, key: CacheKey, entry: CachedResponse) -> None:
         if self._tier2 is not None:
-            await self._tier2.put(key, entry)
+            await self._tier2.put(tier2_key(key), entry)

@@ -101,7 +101,11 @@ class EdgeConfig:
         "Peers (IPs/CIDRs) whose `X-Forwarded-For` is trusted for the client IP.", default=()
     )
     leeway_seconds: float = _doc("Clock skew allowed on `exp`/`nbf`/`iat`.", default=30.0)
-    cache_max_entries: int = _doc("Edge response cache size (entries).", default=10_000)
+    cache_max_bytes: int = _doc(
+        "Memory bound of the edge's in-process response cache (bytes of bodies, counting each "
+        "entry's gzip copy and bookkeeping); least recently used entries go first.",
+        default=64 << 20,
+    )
     cache_max_ttl_seconds: float = _doc("Upper bound on a cached entry's freshness.", default=3600)
     stale_if_error_seconds: float = _doc(
         "How long past expiry an entry may be served (X-Cache: STALE) when origins fail.",

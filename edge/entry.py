@@ -32,7 +32,7 @@ def edge_app(env: Any) -> Any:
 
         from edge.app import EdgeApp
         from edge.config import ENV_PREFIX, EdgeConfig, from_mapping
-        from edge.platform.workers import WorkersPlatform
+        from edge.runtime.workers import WorkersPlatform
 
         raw = {}
         for f in fields(EdgeConfig):
@@ -51,7 +51,7 @@ class Default(WorkerEntrypoint):
         from pyodide.ffi import to_js
 
         from edge.messages import EdgeRequest
-        from edge.platform.workers import _obj, js_headers
+        from edge.runtime.workers import _obj, js_headers
 
         app = edge_app(self.env)
         raw = request.js_object

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from cachetools import LRUCache
 
 from edge.config import RatePolicy
 
@@ -24,27 +23,46 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float], max_subjects: int = 100_000) -> None:
         self._clock = clock
-        self._buckets: LRUCache[tuple[str, str], list[float]] = LRUCache(maxsize=max_subjects)
+        self._max = max_subjects
+        # LRU of [tokens, last refill time]; OrderedDict keeps the hot path in C.
+        self._buckets: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._static: dict[RatePolicy, tuple[str, str]] = {}  # policy -> (limit, policy) texts
+
+    def _texts(self, policy: RatePolicy) -> tuple[str, str]:
+        texts = self._static.get(policy)
+        if texts is None:
+            rate, burst = policy.rate, policy.burst
+            window = f"{burst};w={max(1, math.ceil(burst / rate))}" if rate > 0 else str(burst)
+            texts = self._static[policy] = (str(burst), window)
+        return texts
 
     def check(self, route_class: str, subject: str, policy: RatePolicy) -> Decision:
         now = self._clock()
         key = (route_class, subject)
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.get(key)
         burst = float(policy.burst)
         rate = policy.rate
-        tokens = burst if bucket is None else min(burst, bucket[0] + (now - bucket[1]) * rate)
+        if bucket is None:
+            tokens = burst
+            bucket = buckets[key] = [burst, now]
+            if len(buckets) > self._max:
+                buckets.popitem(last=False)  # the longest idle subject starts full again
+        else:
+            tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+            buckets.move_to_end(key)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
-        self._buckets[key] = [tokens, now]
+        bucket[0] = tokens
+        bucket[1] = now
         reset = math.ceil((burst - tokens) / rate) if rate > 0 else 0
+        limit, window = self._texts(policy)
         headers = {
-            "ratelimit-limit": str(policy.burst),
+            "ratelimit-limit": limit,
             "ratelimit-remaining": str(int(tokens)),
             "ratelimit-reset": str(reset),
-            "ratelimit-policy": f"{policy.burst};w={max(1, math.ceil(burst / rate))}"
-            if rate > 0
-            else str(policy.burst),
+            "ratelimit-policy": window,
         }
         if allowed:
             return Decision(True, headers)

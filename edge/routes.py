@@ -32,6 +32,10 @@ _TABLE: list[tuple[re.Pattern[str], Route]] = [
     (re.compile(r"/healthz"), Route("healthz", ("GET", "HEAD"), None, "default", local=True)),
     (re.compile(r"/metrics"), Route("metrics", ("GET",), None, "default", local=True)),
     (
+        re.compile(r"/openapi\.json"),
+        Route("openapi", ("GET", "HEAD"), None, "default", local=True),
+    ),
+    (
         re.compile(r"/v1/(embeddings|classifications)"),
         Route("v1-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
     ),
@@ -40,7 +44,7 @@ _TABLE: list[tuple[re.Pattern[str], Route]] = [
         Route("v2-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
     ),
     (
-        re.compile(r"/v1/models(?:/[^/]+)?"),
+        re.compile(rf"/v1/models(?:/{_SEG})?"),
         Route("v1-models", ("GET",), SCOPE_MODELS_READ, "models"),
     ),
     (
@@ -62,15 +66,32 @@ class MethodNotAllowed(Exception):
         self.allowed = allowed
 
 
-def match(method: str, path: str) -> Match | None:
-    """The route for `path`, None when unknown; MethodNotAllowed for a wrong method."""
+# path -> its Match (or None): the route table is walked once per distinct path. Bounded,
+# since paths come from clients: cleared when full.
+_SEEN: dict[str, Match | None] = {}
+_SEEN_MAX = 4096
+
+
+def _lookup(path: str) -> Match | None:
     for pattern, route in _TABLE:
         m = pattern.fullmatch(path)
         if m is None:
             continue
-        if method not in route.methods:
-            raise MethodNotAllowed(route.methods)
         if route.name in ("v2-infer", "v2-models"):
             return Match(route, m.group(1), m.group(2))
         return Match(route)
     return None
+
+
+def match(method: str, path: str) -> Match | None:
+    """The route for `path`, None when unknown; MethodNotAllowed for a wrong method."""
+    try:
+        found = _SEEN[path]
+    except KeyError:
+        found = _lookup(path)
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[path] = found
+    if found is not None and method not in found.route.methods:
+        raise MethodNotAllowed(found.route.methods)
+    return found

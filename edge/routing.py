@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.config import EdgeConfig, OriginSpec
 from edge.messages import UpstreamError, UpstreamResponse
-from edge.platform.base import Platform
+from edge.runtime.base import Platform
 from edge.stats import Stats
 
 log = logging.getLogger("edge.routing")

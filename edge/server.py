@@ -14,7 +14,7 @@ from typing import Any
 from edge.app import EdgeApp
 from edge.asgi import ASGIEdge
 from edge.config import ENV_PREFIX, ConfigError, EdgeConfig, from_mapping
-from edge.platform.local import LocalPlatform
+from edge.runtime.local import LocalPlatform
 
 
 def load_config(
@@ -82,11 +82,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Client libraries log every health-check request at INFO: keep the edge's own lines.
+    for noisy in ("httpx", "httpcore", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     uvicorn.run(
         build_asgi(config),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # The fast parser and loop; no access log (the edge logs what matters, with the
+        # request id) and no `server` header.
+        http="httptools",
+        loop="uvloop",
         access_log=False,
+        server_header=False,
         lifespan="on",
+        # The edge decides itself which peers' X-Forwarded-For to trust (trusted_proxies);
+        # uvicorn's own proxy handling would trust any loopback peer's header.
+        proxy_headers=False,
     )

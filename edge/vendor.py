@@ -1,8 +1,10 @@
 """Stage the Worker's Python dependencies into `python_modules/` for wrangler.
 
 wrangler uploads `python_modules/` (next to wrangler.toml) as the Worker's site-packages: we
-put the `edge` package there plus the pure-Python wheel it needs (cachetools), so
-`edge/entry.py` can `import edge.app` in production. Run: `python -m edge.vendor`.
+put the `edge` package there (without its local-only modules), so `edge/worker/entry.py` can
+import `edge.entry` in production, and beside it the pinned pure-Python wheels in WORKER_DEPS
+(cachetools); everything else comes from Pyodide's stdlib and the `workers` SDK.
+Run: `python -m edge.vendor` (or `npm run vendor`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_DEPS = ("cachetools==8.0.2",)
+WORKER_DEPS: tuple[str, ...] = ("cachetools==8.0.2",)  # pinned pure-Python wheels
 
 
 def vendor(dest: Path = ROOT / "python_modules") -> Path:
@@ -21,6 +23,27 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    if WORKER_DEPS:
+        _pip_install(dest)
+    shutil.copytree(
+        ROOT / "edge",
+        dest / "edge",
+        ignore=shutil.ignore_patterns(
+            "__pycache__",
+            "*.pyc",
+            "vendor.py",
+            "server.py",
+            "asgi.py",
+            "clientip.py",
+            "__main__.py",
+            "local.py",
+            "worker",  # wrangler uploads edge/worker/entry.py itself (base_dir)
+        ),
+    )
+    return dest
+
+
+def _pip_install(dest: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -29,6 +52,7 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
             "install",
             "--quiet",
             "--no-deps",
+            "--no-compile",
             "--target",
             str(dest),
             "--only-binary=:all:",
@@ -36,16 +60,8 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
         ],
         check=True,
     )
-    shutil.copytree(
-        ROOT / "edge",
-        dest / "edge",
-        ignore=shutil.ignore_patterns(
-            "__pycache__", "*.pyc", "vendor.py", "server.py", "asgi.py", "__main__.py", "local.py"
-        ),
-    )
     for junk in dest.glob("*.dist-info"):
         shutil.rmtree(junk)
-    return dest
 
 
 if __name__ == "__main__":

@@ -205,3 +205,32 @@ def test_stale_answer_is_served_when_the_origin_fails(
     finally:
         edge.stop()
         origin.stop()
+
+
+def test_cache_memory_stays_within_its_byte_bound(
+    issuer: Issuer, oidc_issuer: Issuer, shared_origin: Proc, log_dir: Path, token: str
+) -> None:
+    """Many distinct answers through an edge with a small `cache_max_bytes`: the cache never
+    exceeds it, the oldest answers are evicted (MISS again) and the newest still hit."""
+    bound = 64 * 1024
+    small = start_edge(
+        {
+            "origins": [{"url": shared_origin.url}],
+            "issuers": issuer_settings(issuer, oidc_issuer),
+            "cache_max_bytes": bound,
+            "rate_limits": {"inference": {"rate": 1000, "burst": 1000}},
+        },
+        log_dir,
+    )
+    try:
+        with httpx.Client() as client:
+            texts = [f"bounded cache sentence number {i}" for i in range(60)]
+            for text in texts:
+                assert embed(client, small, token, text).headers["x-cache"] == "MISS"
+            health = client.get(small.url + "/healthz").json()
+            assert 0 < health["cache_bytes"] <= bound
+            assert health["cache_entries"] < len(texts)  # some were evicted
+            assert embed(client, small, token, texts[-1]).headers["x-cache"] == "HIT"
+            assert embed(client, small, token, texts[0]).headers["x-cache"] == "MISS"
+    finally:
+        small.stop()

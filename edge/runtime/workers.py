@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from edge.messages import UpstreamError, UpstreamResponse
-from edge.platform.base import CachedResponse
+from edge.runtime.base import CachedResponse
 from edge.stats import Stats
 
 _IMPORT = {
