@@ -29,6 +29,7 @@ from fastapi import APIRouter, FastAPI
 
 from origin import __version__
 from origin.api import health, oip, openai
+from origin.api.openapi_doc import install_openapi
 from origin.metrics import OriginMetrics
 from origin.middleware import OriginMiddleware
 from origin.problems import install_problem_handlers
@@ -123,6 +124,7 @@ def create_app(
     app.state.components = list(components)
     app.state.startup_error = None
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(openai.router)
     app.include_router(oip.router)
     app.include_router(health.router)

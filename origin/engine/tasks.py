@@ -432,6 +432,8 @@ def _to_array(name: str, info: TensorInfo, shape: list[int], data: Any) -> np.nd
         raise InputError(f"input {name!r}: data is not valid {info.datatype}", field=name) from None
     if arr.size != math.prod(shape):
         raise InputError(f"input {name!r}: {arr.size} values do not fill shape {shape}", field=name)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputError(f"input {name!r}: NaN and Infinity are not accepted", field=name)
     return arr.reshape(shape)
 
 

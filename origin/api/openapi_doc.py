@@ -1,0 +1,95 @@
+"""Complete the origin's generated OpenAPI document.
+
+The routers read their bodies themselves (fast JSON, 415/400/422 problems), so FastAPI cannot
+see the request schemas or the error answers. This fills them in: request bodies for the
+inference routes and the RFC 9457 problem responses every route can give, so clients and
+schema-driven fuzzers (tests/resilience/fuzz) see the real contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from origin.api.oip import InferRequest
+from origin.api.openai import ClassificationRequest, EmbeddingsRequest
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+    },
+}
+_REF = "#/components/schemas/{model}"
+# Status codes any route may answer with a problem (client mistakes, overload, not ready).
+_COMMON = {404: "Unknown model or version", 405: "Method not allowed", 503: "Not ready"}
+_BODY = {
+    400: "Malformed request",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Queue full (see Retry-After)",
+}
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "/v1/embeddings": EmbeddingsRequest,
+    "/v1/classifications": ClassificationRequest,
+    "/v2/models/{model}/infer": InferRequest,
+    "/v2/models/{model}/versions/{version}/infer": InferRequest,
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    ref = {"$ref": _REF.format(model="Problem")}
+    return {"description": description, "content": {"application/problem+json": {"schema": ref}}}
+
+
+def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add request bodies and problem responses to a generated document (in place)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            codes = dict(_COMMON)
+            if method == "post":
+                codes.update(_BODY)
+            if "{version}" in path:
+                codes[422] = "Invalid request"
+            for code, text in codes.items():
+                responses.setdefault(str(code), _problem(text))
+            model = _REQUEST_MODELS.get(path)
+            if method == "post" and model is not None:
+                body = model.model_json_schema(ref_template=_REF)
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+                ref = {"$ref": _REF.format(model=model.__name__)}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref}},
+                }
+    metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
+    if metrics is not None:
+        text = {"text/plain": {"schema": {"type": "string"}}}
+        metrics["responses"]["200"] = {"description": "Prometheus text format", "content": text}
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the completed document at /openapi.json (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_openapi(
+                get_openapi(title=app.title, version=app.version, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

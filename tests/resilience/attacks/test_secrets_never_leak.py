@@ -1,0 +1,161 @@
+"""Secrets (client secrets, API keys, AppRole secret_id, tokens) never show up in logs, error
+bodies, metrics or `outpost config show`, on a real `outpost up` stack (OpenBao, two origins,
+the edge); and a replayed refresh token revokes its whole family."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+
+DEVICE_GRANT = "urn:outpost:params:oauth:grant-type:device-registration"
+
+
+@pytest.fixture(scope="module")
+def secrets(running_stack: dict[str, Any]) -> dict[str, str]:
+    creds = json.loads(Path(running_stack["demo_credentials_file"]).read_text())
+    approle = json.loads(
+        (Path(running_stack["handle"].state_dir) / "vault" / "origin-approle.json").read_text()
+    )
+    return {
+        "client_secret": creds["client_secret"],
+        "api_key": creds["api_key"],
+        "secret_id": approle["secret_id"],
+    }
+
+
+def token_url(stack: dict[str, Any]) -> str:
+    return stack["edge"]["url"] + "/oauth/token"
+
+
+def register_device(stack: dict[str, Any], api_key: str) -> dict[str, Any]:
+    resp = httpx.post(
+        token_url(stack),
+        data={"grant_type": DEVICE_GRANT, "api_key": api_key, "device_id": "device-resilience-1"},
+        timeout=15,
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def refresh(stack: dict[str, Any], token: str) -> httpx.Response:
+    return httpx.post(
+        token_url(stack), data={"grant_type": "refresh_token", "refresh_token": token}, timeout=15
+    )
+
+
+def test_replayed_refresh_token_is_refused_and_revokes_the_family(
+    running_stack: dict[str, Any], secrets: dict[str, str]
+) -> None:
+    first = register_device(running_stack, secrets["api_key"])["refresh_token"]
+    rotated = refresh(running_stack, first)
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["refresh_token"]
+    replay = refresh(running_stack, first)
+    assert replay.status_code in {400, 401}, replay.text
+    assert replay.json().get("error") == "invalid_grant"
+    assert first not in replay.text
+    # the family is revoked: the legitimately rotated token no longer works either
+    after = refresh(running_stack, second)
+    assert after.status_code in {400, 401}, after.text
+    assert second not in after.text
+
+
+def provoke_errors(stack: dict[str, Any], secrets: dict[str, str]) -> list[httpx.Response]:
+    """Wrong credentials that *contain* real secrets in the wrong places, sent every way."""
+    creds = json.loads(Path(stack["demo_credentials_file"]).read_text())
+    url = token_url(stack)
+    edge = stack["edge"]["url"]
+    out = [
+        httpx.post(
+            url,
+            data={"grant_type": "client_credentials"},
+            auth=(creds["client_id"], secrets["client_secret"] + "x"),
+            timeout=15,
+        ),
+        httpx.post(
+            url,
+            data={"grant_type": "client_credentials", "client_id": secrets["api_key"]},
+            timeout=15,
+        ),
+        httpx.post(
+            url, data={"grant_type": DEVICE_GRANT, "api_key": secrets["secret_id"]}, timeout=15
+        ),
+        httpx.post(
+            url,
+            data={"grant_type": "refresh_token", "refresh_token": secrets["client_secret"]},
+            timeout=15,
+        ),
+        httpx.post(url, data={"grant_type": secrets["api_key"]}, timeout=15),
+        httpx.post(
+            edge + "/v1/embeddings",
+            json={"model": "nope", "input": secrets["client_secret"]},
+            headers={"authorization": "Bearer " + stack["token"]()},
+            timeout=15,
+        ),
+        httpx.post(
+            edge + "/v1/embeddings",
+            json={"model": "x"},
+            headers={"authorization": f"Bearer {secrets['client_secret']}"},
+            timeout=15,
+        ),
+    ]
+    for resp in out:
+        assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    return out
+
+
+def test_secrets_never_appear_in_error_bodies_metrics_or_logs(
+    running_stack: dict[str, Any], secrets: dict[str, str]
+) -> None:
+    responses = provoke_errors(running_stack, secrets)
+    token = running_stack["token"]()
+    texts = {f"response {i}": r.text + json.dumps(dict(r.headers)) for i, r in enumerate(responses)}
+    texts["edge /metrics"] = httpx.get(running_stack["edge"]["url"] + "/metrics", timeout=10).text
+    for o in running_stack["origins"]:
+        texts[f"origin {o['url']} /metrics"] = httpx.get(o["url"] + "/metrics", timeout=10).text
+        texts[f"origin {o['url']} /healthz"] = httpx.get(o["url"] + "/healthz", timeout=10).text
+    texts["log"] = Path(running_stack["log"]).read_text(errors="replace")
+    for where, text in texts.items():
+        for name, value in {**secrets, "access_token": token}.items():
+            if name == "access_token" and where.startswith("response"):
+                continue  # responses were sent before this token existed
+            assert value not in text, f"{name} leaked into {where}"
+    assert "Traceback" not in texts["log"]
+
+
+def test_effective_config_output_redacts_every_secret(
+    running_stack: dict[str, Any], secrets: dict[str, str]
+) -> None:
+    state_dir = Path(running_stack["handle"].state_dir)
+    env = {
+        **os.environ,
+        "OUTPOST_STACK_STATE_DIR": str(state_dir),
+        "OUTPOST_VAULT_ADDR": running_stack["vault"]["addr"],
+        "OUTPOST_VAULT_APPROLE_FILE": str(state_dir / "vault" / "origin-approle.json"),
+        # secrets handed over the wrong way (env) must be redacted too
+        "OUTPOST_VAULT_SECRET_ID": secrets["secret_id"],
+        "OUTPOST_VAULT_TOKEN": secrets["client_secret"],
+        "OUTPOST_EDGE_API_KEY": secrets["api_key"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "outpost", "config", "show", "all"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert output.strip()
+    for name, value in secrets.items():
+        assert value not in output, f"{name} appears in `outpost config show`"

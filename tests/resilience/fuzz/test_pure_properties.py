@@ -1,0 +1,245 @@
+"""Hypothesis properties of the pure parts: edge cache keys, token parsing, edge and model
+config validation, and the origin's batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.auth import Authenticator, AuthError
+from edge.cache import cache_key, canonical_json
+from edge.config import ConfigError, from_mapping
+from edge.runtime.local import LocalPlatform
+from origin.engine.batcher import Batcher
+from origin.repository.config import BatchingConfig, ModelFolderError, parse_model_config
+
+PROPS = settings(max_examples=150, derandomize=True, deadline=None)
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+json_values = st.recursive(
+    json_scalars | st.floats(allow_nan=False, allow_infinity=False),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4)
+    ),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=6)
+
+
+def shuffled(obj: Any, rnd: random.Random) -> Any:
+    """The same JSON value with every object's keys in another order."""
+    if isinstance(obj, dict):
+        items = list(obj.items())
+        rnd.shuffle(items)
+        return {k: shuffled(v, rnd) for k, v in items}
+    if isinstance(obj, list):
+        return [shuffled(v, rnd) for v in obj]
+    return obj
+
+
+def key_of(obj: Any) -> str:
+    return cache_key("primary", "emb", "1", "/v1/embeddings", canonical_json(obj), "*/*")
+
+
+@PROPS
+@given(obj=json_objects, seed=st.integers(0, 2**32), indent=st.sampled_from([None, 1, 4]))
+def test_cache_key_ignores_key_order_and_whitespace(
+    obj: dict, seed: int, indent: int | None
+) -> None:
+    text = json.dumps(shuffled(obj, random.Random(seed)), indent=indent)
+    assert key_of(json.loads(text)) == key_of(obj)
+
+
+@PROPS
+@given(a=json_objects, b=json_objects)
+def test_cache_key_differs_when_content_differs(a: dict, b: dict) -> None:
+    if canonical_json(a) != canonical_json(b):
+        assert key_of(a) != key_of(b)
+
+
+@PROPS
+@given(v1=st.text(min_size=1, max_size=4), v2=st.text(min_size=1, max_size=4))
+def test_cache_key_includes_the_model_version(v1: str, v2: str) -> None:
+    body = canonical_json({"model": "emb", "input": "x"})
+    k1 = cache_key("primary", "emb", v1, "/v1/embeddings", body, "*/*")
+    k2 = cache_key("primary", "emb", v2, "/v1/embeddings", body, "*/*")
+    assert (k1 == k2) == (v1 == v2)
+
+
+# -- token parsing ------------------------------------------------------------------------------
+ISSUER = "https://issuer.invalid"
+
+
+@pytest.fixture(scope="module")
+def authenticator() -> Authenticator:
+    # The JWKS URL points at a closed port: any token that gets as far as a key lookup fails there.
+    config = from_mapping(
+        {"issuers": json.dumps([{"issuer": ISSUER, "jwks_url": "http://127.0.0.1:9/keys"}])}
+    )
+    return Authenticator(config, LocalPlatform(connect_timeout=0.2))
+
+
+def seg(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+header_json = st.fixed_dictionaries(
+    {},
+    optional={
+        "alg": st.sampled_from(["none", "HS256", "EdDSA", "RS256", "ES256"]) | json_values,
+        "kid": json_values,
+        "typ": json_values,
+    },
+)
+payload_json = st.fixed_dictionaries(
+    {},
+    optional={
+        "iss": st.just(ISSUER) | json_values,
+        "aud": json_values,
+        "exp": json_values,
+        "sub": json_values,
+    },
+)
+raw_segments = st.binary(max_size=64).map(seg) | st.text(max_size=20)
+tokens = (
+    st.text(max_size=200)
+    | st.lists(raw_segments, min_size=1, max_size=5).map(".".join)
+    | st.tuples(
+        header_json.map(lambda h: seg(json.dumps(h).encode())),
+        payload_json.map(lambda p: seg(json.dumps(p).encode())),
+        raw_segments,
+    ).map(".".join)
+    | st.integers(1, 5000).map(lambda n: seg(b"[" * n + b"]" * n) + ".e30.AA")
+)
+
+
+@settings(PROPS, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=tokens)
+def test_any_token_string_is_refused_with_an_auth_error_only(
+    authenticator: Authenticator, token: str
+) -> None:
+    async def attempt() -> None:
+        with pytest.raises(AuthError) as info:
+            await authenticator.authenticate(f"Bearer {token}", "inference")
+        assert info.value.status == 401
+        assert token not in info.value.description or len(token) < 3
+
+    asyncio.run(attempt())
+
+
+# -- config validation --------------------------------------------------------------------------
+config_values = json_values | st.sampled_from(
+    ["embeddings", "tensor", "text-classification", "latest", "pinned", "reject", "mean", -1, 0]
+)
+model_config_dicts = st.dictionaries(
+    st.sampled_from(
+        [
+            "task",
+            "version_policy",
+            "pinned_version",
+            "max_sequence_length",
+            "truncation",
+            "pooling",
+            "normalize",
+            "labels",
+            "top_k",
+            "batching",
+            "cache_ttl_seconds",
+            "inputs",
+            "onnx",
+            "bogus",
+        ]
+    ),
+    config_values | st.dictionaries(st.text(max_size=20), config_values, max_size=4),
+    max_size=8,
+)
+
+
+@PROPS
+@given(data=model_config_dicts | json_values)
+def test_model_config_validator_raises_only_model_folder_error(data: Any) -> None:
+    try:
+        parse_model_config(data, "models/x/model.yaml")
+    except ModelFolderError as exc:
+        assert exc.file == "models/x/model.yaml"
+        assert exc.message
+
+
+edge_settings = st.dictionaries(
+    st.sampled_from(
+        [
+            "OUTPOST_EDGE_ORIGINS",
+            "OUTPOST_EDGE_ISSUERS",
+            "OUTPOST_EDGE_RATE_LIMITS",
+            "OUTPOST_EDGE_CANARY",
+            "OUTPOST_EDGE_CORS_ORIGINS",
+            "OUTPOST_EDGE_TRUSTED_PROXIES",
+            "OUTPOST_EDGE_LEEWAY_SECONDS",
+            "OUTPOST_EDGE_MAX_ATTEMPTS",
+        ]
+    ),
+    st.text(max_size=30) | json_values.map(json.dumps),
+    max_size=5,
+)
+
+
+@PROPS
+@given(values=edge_settings)
+def test_edge_config_parser_raises_only_config_error(values: dict[str, str]) -> None:
+    try:
+        from_mapping(values)
+    except ConfigError as exc:
+        assert str(exc)
+
+
+# -- batching -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Item:
+    owner: int
+    index: int
+    cost: int = 1
+
+
+def run_batch(items: list[Item]) -> list[tuple[int, int]]:
+    return [(it.owner, it.index) for it in items]
+
+
+@PROPS
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=25),
+    max_batch=st.integers(1, 8),
+    costs=st.integers(1, 40),
+)
+def test_batcher_gives_every_request_exactly_its_own_results_in_order(
+    sizes: list[int], max_batch: int, costs: int
+) -> None:
+    config = BatchingConfig(
+        max_batch_size=max_batch,
+        max_queue_delay_ms=1,
+        max_batch_tokens=max(costs * max_batch, 64),
+        max_queue_size=1000,
+    )
+
+    async def scenario() -> list[list[tuple[int, int]]]:
+        with ThreadPoolExecutor(2) as ex:
+            batcher = Batcher(run_batch, config, ex)
+            try:
+                reqs = [
+                    batcher.submit([Item(o, i, costs) for i in range(n)])
+                    for o, n in enumerate(sizes)
+                ]
+                return await asyncio.gather(*reqs)
+            finally:
+                await batcher.close()
+
+    results = asyncio.run(scenario())
+    assert results == [[(o, i) for i in range(n)] for o, n in enumerate(sizes)]
