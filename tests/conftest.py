@@ -113,6 +113,14 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     """
     handle = start_stack(tmp_path_factory.mktemp("stack"))
     try:
-        yield {**handle.state, "token": handle.token, "log": handle.log, "handle": handle}
+        state_file = str(handle.state_dir / "stack.json")
+        yield {
+            **handle.state,
+            # `./dev token` would first check the install; the test venv is already set up.
+            "token_command": [sys.executable, "-m", "outpost", "token", "--state-file", state_file],
+            "token": handle.token,
+            "log": handle.log,
+            "handle": handle,
+        }
     finally:
         handle.stop()

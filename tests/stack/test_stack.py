@@ -38,7 +38,7 @@ def test_walkthrough_token_embeddings_cache_hit_classification_and_oip(
     ).stdout.strip()
     assert token.count(".") == 2
 
-    body = {"model": "minilm", "input": "hello outpost"}
+    body = {"model": "minilm", "input": "a sentence only the stack test sends"}
     first = _post(f"{edge}/v1/embeddings", token, body)
     second = _post(f"{edge}/v1/embeddings", token, body)
     assert first.status_code == second.status_code == 200

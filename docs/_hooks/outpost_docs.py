@@ -1,0 +1,104 @@
+"""mkdocs hooks: generated reference pages and `<!-- outpost:gen NAME -->` markers.
+
+- `on_files` adds the pages that are entirely generated (API references, settings references).
+- `on_page_markdown` replaces each marker with the output of `generators.GENERATORS[NAME]`.
+
+A generator that fails (broken import, renamed field) fails the build with a PluginError naming
+it. Set `OUTPOST_DOCS_LENIENT=1` to render a visible placeholder instead (for work in progress
+only; `./dev test` builds strictly).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for entry in (str(HERE), str(ROOT)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import generators  # noqa: E402
+
+log = logging.getLogger("mkdocs.plugins.outpost_docs")
+MARKER = re.compile(r"<!--\s*outpost:gen\s+([a-z0-9-]+)\s*-->")
+
+# Pages made only of generated content: path -> (title, intro, generator name).
+GENERATED_PAGES: dict[str, tuple[str, str, str]] = {
+    "api/origin.md": (
+        "Origin API reference",
+        "What each origin serves. Mobile apps call the same paths on the edge.",
+        "api-origin",
+    ),
+    "api/edge.md": ("Edge API reference", "", "api-edge"),
+    "reference/origin-settings.md": (
+        "Origin settings reference",
+        "How to configure the origin, its Vault client and its token issuer.",
+        "origin-settings",
+    ),
+    "reference/edge-config.md": ("Edge configuration reference", "", "edge-config"),
+}
+
+
+def render(name: str) -> str:
+    """The Markdown of one generator; raises PluginError unless OUTPOST_DOCS_LENIENT is set."""
+    try:
+        generator = generators.GENERATORS[name]
+    except KeyError:
+        raise PluginError(f"outpost docs: unknown generator {name!r}") from None
+    try:
+        return generator()
+    except Exception as exc:
+        if os.environ.get("OUTPOST_DOCS_LENIENT") == "1":
+            log.info("generator %s failed: %s: %s", name, type(exc).__name__, exc)
+            return (
+                f'!!! warning "Not generated"\n\n    The `{name}` generator failed: '
+                f"`{type(exc).__name__}: {exc}`\n"
+            )
+        raise PluginError(
+            f"outpost docs: generator {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    for src_uri, (title, intro, name) in GENERATED_PAGES.items():
+        content = f"# {title}\n\n{intro}\n\n<!-- outpost:gen {name} -->\n"
+        files.append(File.generated(config, src_uri, content=content))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    return MARKER.sub(lambda m: render(m.group(1)), markdown)
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Leave pages other engineers have not written yet out of the nav (logged, not silent)."""
+    docs = Path(config.docs_dir)
+    optional = set(config.extra.get("optional_pages", []))
+
+    def keep(item: Any) -> bool:
+        if isinstance(item, dict):
+            ((title, value),) = item.items()
+            if isinstance(value, list):
+                item[title] = [i for i in value if keep(i)]
+                return bool(item[title])
+            return keep(value)
+        if isinstance(item, str) and item in optional and not (docs / item).exists():
+            log.info("outpost docs: %s is not written yet; left out of the nav", item)
+            return False
+        return True
+
+    if config.nav:
+        config.nav = [i for i in config.nav if keep(i)]
+    return config

@@ -1,0 +1,175 @@
+"""The docs site builds strictly, and its generated references match the code they describe."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[2]
+MKDOCS = str(Path(sys.executable).parent / "mkdocs")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    env = {k: v for k, v in os.environ.items() if k != "OUTPOST_DOCS_LENIENT"}
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    proc = subprocess.run(
+        [MKDOCS, "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def page_text(site: Path, page: str) -> str:
+    """The visible text of a built page (tags stripped, entities decoded)."""
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    return html.unescape(re.sub(r"<[^>]+>", "", raw))
+
+
+def table_cells(site: Path, page: str) -> set[str]:
+    """The code spans that open a table row on a built page: the names a reference table lists."""
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    return {html.unescape(m) for m in re.findall(r"<td><code>([^<]+)</code></td>", raw)}
+
+
+def _fields(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                names |= _fields(arg)
+    return names
+
+
+def test_strict_build_renders_every_page(site: Path) -> None:
+    for page in (
+        "quickstart",
+        "mobile",
+        "models",
+        "operations",
+        "benchmarks",
+        "api/origin",
+        "api/edge",
+        "reference/origin-settings",
+        "reference/edge-config",
+    ):
+        text = page_text(site, page)
+        assert "outpost:gen" not in text and "Not generated" not in text, page
+
+
+def test_model_yaml_reference_lists_every_model_config_field(site: Path) -> None:
+    from origin.repository.config import ModelConfig
+
+    text = table_cells(site, "models")
+    names = _fields(ModelConfig)
+    assert {"task", "batching", "max_batch_size", "graph_optimization"} <= names
+    missing = sorted(n for n in names if n not in text)
+    assert not missing, f"model.yaml fields missing from docs/models.md: {missing}"
+
+
+def test_metrics_reference_lists_every_exposed_metric(site: Path) -> None:
+    from edge.stats import METRICS
+    from origin.identity.component import build_origin_app
+    from origin.settings import OriginSettings
+
+    with tempfile.TemporaryDirectory() as empty:
+        app = build_origin_app(OriginSettings(models_dir=Path(empty), watch=False))
+    names = {m.name for m in app.state.metrics.registry.collect()} | set(METRICS)
+    assert "outpost_origin_queue_size" in names and "outpost_vault_up" in names
+    text = table_cells(site, "operations")
+    text |= {n.removesuffix("_total") for n in text}  # counters are listed with their suffix
+    missing = sorted(n for n in names if n not in text)
+    assert not missing, f"metrics missing from docs/operations.md: {missing}"
+
+
+def test_settings_references_list_every_env_var(site: Path) -> None:
+    from edge.config import field_docs
+    from origin.identity.settings import IdentitySettings
+    from origin.secrets.settings import VaultSettings
+    from origin.settings import OriginSettings
+
+    origin_text = page_text(site, "reference/origin-settings")
+    for cls in (OriginSettings, VaultSettings, IdentitySettings):
+        prefix = cls.model_config["env_prefix"]
+        for name in cls.model_fields:
+            assert (prefix + name).upper() in origin_text
+    edge_text = page_text(site, "reference/edge-config")
+    for env, _, _ in field_docs():
+        assert env in edge_text
+
+
+def test_api_reference_lists_every_origin_path(site: Path) -> None:
+    from origin.app import create_app
+    from origin.settings import OriginSettings
+
+    with tempfile.TemporaryDirectory() as empty:
+        doc = create_app(OriginSettings(models_dir=Path(empty), watch=False)).openapi()
+    text = page_text(site, "api/origin")
+    for path, item in doc["paths"].items():
+        for method in item:
+            assert f"{method.upper()} {path}" in text
+    assert "POST /oauth/token" in text
+
+
+def _load_hooks():
+    spec = importlib.util.spec_from_file_location(
+        "outpost_docs_under_test", ROOT / "docs" / "_hooks" / "outpost_docs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_broken_generator_fails_the_build_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mkdocs.exceptions import PluginError
+
+    hooks = _load_hooks()
+
+    def broken() -> str:
+        raise ImportError("cannot import name 'ModelConfig'")
+
+    monkeypatch.setitem(hooks.generators.GENERATORS, "model-config", broken)
+    monkeypatch.delenv("OUTPOST_DOCS_LENIENT", raising=False)
+    with pytest.raises(PluginError, match="model-config"):
+        hooks.render("model-config")
+    monkeypatch.setenv("OUTPOST_DOCS_LENIENT", "1")
+    assert "Not generated" in hooks.render("model-config")
+
+
+def test_benchmarks_page_says_not_yet_measured_for_missing_results(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hooks = _load_hooks()
+    monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
+    text = hooks.generators.benchmarks_reference()
+    assert text.count("Not yet measured") == 4  # origin, edge, peers, soak
+    (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 12345, "errors": 0}')
+    text = hooks.generators.benchmarks_reference()
+    assert "12345" in text and text.count("Not yet measured") == 3
+
+
+def test_every_problem_type_raised_in_code_is_documented(site: Path) -> None:
+    hooks = _load_hooks()
+    found = hooks.generators.scan_problem_slugs()
+    assert {"unauthorized", "rate-limited", "model-not-found", "overloaded"} <= set(found)
+    undocumented = sorted(set(found) - set(hooks.generators.PROBLEM_ADVICE))
+    assert not undocumented, f"add meaning/retry advice to PROBLEM_ADVICE for: {undocumented}"
+    cells = table_cells(site, "operations")
+    assert {f"urn:outpost:problem:{slug}" for slug in found} <= cells
