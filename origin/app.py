@@ -30,6 +30,7 @@ from fastapi import APIRouter, FastAPI
 from origin import __version__
 from origin.api import health, oip, openai
 from origin.api.openapi_doc import install_openapi
+from origin.gcpolicy import freeze_long_lived
 from origin.metrics import OriginMetrics
 from origin.middleware import OriginMiddleware
 from origin.problems import install_problem_handlers
@@ -80,6 +81,7 @@ def create_app(
                         stop,
                         debounce_ms=settings.watch_debounce_ms,
                         force_polling=settings.watch_force_polling,
+                        after_sync=freeze_long_lived if settings.gc_freeze else None,
                     ),
                     name="model-watcher",
                 )
@@ -92,6 +94,8 @@ def create_app(
                 except Exception as exc:
                     log.exception("component %s failed to start", type(comp).__name__)
                     app.state.startup_error = f"{type(comp).__name__} failed to start: {exc}"
+            if settings.gc_freeze:
+                freeze_long_lived()
             log.info(
                 "origin ready: %d model(s) from %s",
                 len(registry.models),

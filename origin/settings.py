@@ -25,5 +25,10 @@ class OriginSettings(BaseSettings):
     inference_threads: int = Field(
         4, ge=1, description="Threads running ORT batches (each batch is itself multi-threaded)."
     )
+    gc_freeze: bool = Field(
+        True,
+        description="Exclude objects alive after start-up and after each model load from "
+        "garbage collection (gc.freeze), so full collections stop pausing requests.",
+    )
     log_level: str = Field("info", description="Python logging level.")
     access_log: bool = Field(True, description="One log line per request.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from watchfiles import awatch
 
@@ -18,8 +19,10 @@ async def watch_models(
     *,
     debounce_ms: int = 300,
     force_polling: bool = False,
+    after_sync: Callable[[], None] | None = None,
 ) -> None:
-    """Run `registry.sync()` after every debounced batch of changes until `stop` is set.
+    """Run `registry.sync()` (then `after_sync`) after every debounced batch of changes until
+    `stop` is set.
 
     A failing sync is logged and the watch goes on: a broken folder must never stop reloads.
     """
@@ -38,3 +41,5 @@ async def watch_models(
             await registry.sync()
         except Exception:
             log.exception("model re-sync failed")
+        if after_sync is not None:
+            after_sync()
