@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import threading
 import time
@@ -100,11 +101,25 @@ def _build_models(settings: StackSettings, console: Console) -> None:
         )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP stop the stack like Ctrl-C does, and re-arm SIGINT even when our
+    parent started us with it ignored (background jobs of a non-interactive shell are). The
+    children run in their own sessions, so without this a `kill` would orphan them."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
 def run_stack(settings: StackSettings, console: Console) -> int:
-    """Start everything, print how to use it, and supervise until Ctrl-C or a child dies."""
+    """Start everything, print how to use it, and supervise until Ctrl-C, SIGTERM or a child
+    dies; every child is stopped on the way out."""
     from vault.bootstrap import bootstrap_local
     from vault.server import VaultStartError, start_local_vault
 
+    stop_on_signals()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if settings.build_models:
         _build_models(settings, console)

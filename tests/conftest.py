@@ -50,10 +50,10 @@ class StackHandle:
 
         return fetch_local_token(self.state_dir / "stack.json", scope)
 
-    def stop(self, timeout: float = 60) -> int:
-        """Ctrl-C, as a user would; returns the exit code."""
+    def stop(self, timeout: float = 60, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or `sig`), as a user or a service manager would; returns the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
         return self.process.wait(timeout)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -100,19 +101,25 @@ def test_stack_log_is_prefixed_per_component_and_holds_no_secret(
         assert secret not in log
 
 
-def test_ctrl_c_stops_everything_and_a_restart_reuses_vault_state(tmp_path: Path) -> None:
-    first = start_stack(tmp_path)
-    token_before = first.token()
-    creds_before = (tmp_path / "vault" / "demo-credentials.json").read_text()
-    urls = [o["url"] for o in first.state["origins"]] + [first.state["edge"]["url"]]
-    assert first.stop() == 0
-    assert not (tmp_path / "stack.json").exists()
+def _assert_all_stopped(state: dict[str, Any], how: str) -> None:
+    urls = [o["url"] for o in state["origins"]] + [state["edge"]["url"], state["vault"]["addr"]]
     for url in urls:
         try:
             httpx.get(url, timeout=1)
-            raise AssertionError(f"{url} still answers after Ctrl-C")
+            raise AssertionError(f"{url} still answers after {how}")
         except httpx.ConnectError:
             pass
+
+
+def test_ctrl_c_or_sigterm_stop_everything_and_a_restart_reuses_vault_state(
+    tmp_path: Path,
+) -> None:
+    first = start_stack(tmp_path)
+    token_before = first.token()
+    creds_before = (tmp_path / "vault" / "demo-credentials.json").read_text()
+    assert first.stop() == 0
+    assert not (tmp_path / "stack.json").exists()
+    _assert_all_stopped(first.state, "Ctrl-C")
 
     second = start_stack(tmp_path, ports=first.ports)
     try:
@@ -126,4 +133,6 @@ def test_ctrl_c_stops_everything_and_a_restart_reuses_vault_state(tmp_path: Path
         assert resp.status_code == 200, resp.text
         assert "bootstrap created" not in second.log.read_text().split("Outpost is up")[-1]
     finally:
-        second.stop()
+        # A service manager's SIGTERM stops every component too (none is orphaned).
+        assert second.stop(sig=signal.SIGTERM) == 0
+    _assert_all_stopped(second.state, "SIGTERM")
