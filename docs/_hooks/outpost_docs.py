@@ -15,7 +15,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -80,25 +79,3 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     return MARKER.sub(lambda m: render(m.group(1)), markdown)
-
-
-def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Leave pages other engineers have not written yet out of the nav (logged, not silent)."""
-    docs = Path(config.docs_dir)
-    optional = set(config.extra.get("optional_pages", []))
-
-    def keep(item: Any) -> bool:
-        if isinstance(item, dict):
-            ((title, value),) = item.items()
-            if isinstance(value, list):
-                item[title] = [i for i in value if keep(i)]
-                return bool(item[title])
-            return keep(value)
-        if isinstance(item, str) and item in optional and not (docs / item).exists():
-            log.info("outpost docs: %s is not written yet; left out of the nav", item)
-            return False
-        return True
-
-    if config.nav:
-        config.nav = [i for i in config.nav if keep(i)]
-    return config
