@@ -190,7 +190,9 @@ def test_new_model_folder_is_served_within_seconds(reload_origin: OriginProcess,
         r = httpx.post(url + "/v1/classifications", json={"model": "newcls", "input": "hi"})
         return r.status_code == 200
 
-    wait_for(served, "newcls served")
+    wait_for(served, "newcls served")  # raises AssertionError on timeout
+    listed = {m["name"]: m for m in httpx.get(url + "/v1/models").json()["data"]}
+    assert listed["newcls"]["served_version"] == 1
 
 
 def test_removing_a_version_folder_unloads_it(reload_origin: OriginProcess, tiny_src: Path):
