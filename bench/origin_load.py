@@ -293,47 +293,27 @@ def main() -> None:
     limit = engine_limit(model_dir, version, sentences(), min(args.seconds, 4.0))
     print(json.dumps(limit), flush=True)
 
-    results: dict[str, Any] = {"served": [], "naive": []}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start(
-        [
-            sys.executable,
-            "-m",
-            "origin",
-            "--port",
-            str(port),
-            "--models-dir",
-            str(args.models_dir),
-            "--no-watch",
-            "--log-level",
-            "warning",
-        ],
-        url,
-        logs / "origin_load-origin.log",
-    )
-    try:
-        for c in levels:
-            r = run_loadgen(url, args.model, c, args.seconds)
-            print("served", r, flush=True)
-            results["served"].append(r)
-    finally:
-        stop(proc)
+    def measure(label: str, argv: list[str], levels: list[int]) -> list[dict[str, Any]]:
+        """Start one server (argv gets its port appended), drive it at each level, stop it."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start([*argv, str(port)], url, logs / f"origin_load-{label}.log")
+        rows = []
+        try:
+            for c in levels:
+                rows.append(run_loadgen(url, args.model, c, args.seconds))
+                print(f"{label:<6}", rows[-1], flush=True)
+        finally:
+            stop(proc)
+        return rows
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start(
-        [sys.executable, __file__, "naive-server", str(model_dir), str(version), str(port)],
-        url,
-        logs / "origin_load-naive.log",
-    )
-    try:
-        for c in naive_levels:
-            r = run_loadgen(url, args.model, c, args.seconds)
-            print("naive ", r, flush=True)
-            results["naive"].append(r)
-    finally:
-        stop(proc)
+    origin_argv = [sys.executable, "-m", "origin", "--models-dir", str(args.models_dir)]
+    origin_argv += ["--no-watch", "--log-level", "warning", "--port"]
+    naive_argv = [sys.executable, __file__, "naive-server", str(model_dir), str(version)]
+    results: dict[str, Any] = {
+        "served": measure("served", origin_argv, levels),
+        "naive": measure("naive", naive_argv, naive_levels),
+    }
 
     served = {r["clients"]: r for r in results["served"]}
     naive = {r["clients"]: r for r in results["naive"]}

@@ -28,10 +28,7 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +41,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import StackHandle, start_stack  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 _TEXT = (
     "the app user phone order city weather train ticket coffee music photo friend message "
@@ -53,78 +54,33 @@ _TEXT = (
 WORDS = _TEXT.split()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14)))
 
 
-@dataclass
-class Stack:
-    process: subprocess.Popen[bytes]
-    state_dir: Path
-    state: dict[str, Any]
-
-    def token(self) -> str:
-        from outpost.localtoken import fetch_local_token
-
-        return fetch_local_token(self.state_dir / "stack.json")
-
-    def processes(self) -> dict[str, psutil.Process]:
-        """name -> process for vault, each origin and the edge (found by listening port)."""
-        ports = {
-            int(self.state["vault"]["addr"].rsplit(":", 1)[1]): "vault",
-            int(self.state["edge"]["url"].rsplit(":", 1)[1]): "edge",
-        }
-        for i, o in enumerate(self.state["origins"], 1):
-            ports[int(o["url"].rsplit(":", 1)[1])] = f"origin-{i}"
-        found: dict[str, psutil.Process] = {}
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            try:
-                for c in child.net_connections(kind="tcp"):
-                    if c.status == psutil.CONN_LISTEN and c.laddr.port in ports:
-                        found[ports[c.laddr.port]] = child
-            except psutil.Error:
-                continue
-        return found
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+def start_soak_stack(state_dir: Path, edge_cache_bytes: int) -> StackHandle:
+    """`outpost up` on free ports (the test suite's launcher), its edge cache bounded."""
+    os.environ["OUTPOST_EDGE_CACHE_MAX_BYTES"] = str(edge_cache_bytes)
+    return start_stack(state_dir)
 
 
-def start_stack(state_dir: Path, edge_cache_bytes: int, timeout: float = 300) -> Stack:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    ports = [free_port() for _ in range(4)]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "OUTPOST_EDGE_CACHE_MAX_BYTES": str(edge_cache_bytes),
-        "OUTPOST_STACK_STATE_DIR": str(state_dir),
-        "OUTPOST_STACK_CACHE_DIR": str(ROOT / ".outpost" / "cache"),
+def stack_processes(stack: StackHandle) -> dict[str, psutil.Process]:
+    """name -> process for vault, each origin and the edge (found by listening port)."""
+    ports = {
+        int(stack.state["vault"]["addr"].rsplit(":", 1)[1]): "vault",
+        int(stack.state["edge"]["url"].rsplit(":", 1)[1]): "edge",
     }
-    log = (state_dir / "up.log").open("ab")
-    argv = [sys.executable, "-m", "outpost", "up", "--vault-port", str(ports[0])]
-    argv += ["--origin-ports", f"{ports[1]},{ports[2]}", "--edge-port", str(ports[3])]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    state_file = state_dir / "stack.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"outpost up exited {proc.returncode}; see {state_dir / 'up.log'}")
-        if state_file.exists():
-            return Stack(proc, state_dir, json.loads(state_file.read_text()))
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"outpost up not ready after {timeout}s")
+    for i, o in enumerate(stack.state["origins"], 1):
+        ports[int(o["url"].rsplit(":", 1)[1])] = f"origin-{i}"
+    found: dict[str, psutil.Process] = {}
+    for child in psutil.Process(stack.process.pid).children(recursive=True):
+        try:
+            for c in child.net_connections(kind="tcp"):
+                if c.status == psutil.CONN_LISTEN and c.laddr.port in ports:
+                    found[ports[c.laddr.port]] = child
+        except psutil.Error:
+            continue
+    return found
 
 
 @dataclass
@@ -143,7 +99,7 @@ class Recorder:
 class Traffic:
     """The request mix. Each `send_*` returns (kind, status, detail)."""
 
-    def __init__(self, stack: Stack, models: dict[str, str], seed: int = 7) -> None:
+    def __init__(self, stack: StackHandle, models: dict[str, str], seed: int = 7) -> None:
         self.edge = stack.state["edge"]["url"]
         self.origin = stack.state["origins"][0]["url"]
         self.models = models
@@ -222,10 +178,14 @@ async def timed(client: httpx.AsyncClient, rec: Recorder, kind: str, **kw: Any) 
 
 
 async def sample_rss(
-    stack: Stack, until: float, every: float, out: dict[str, list], cache: list[list[float]]
+    stack: StackHandle,
+    until: float,
+    every: float,
+    out: dict[str, list],
+    cache: list[list[float]],
 ) -> None:
     """RSS of each process, and the edge cache's size (from its /healthz), every `every` s."""
-    procs = stack.processes()
+    procs = stack_processes(stack)
     start = time.monotonic()
     health = stack.state["edge"]["url"] + "/healthz"
     async with httpx.AsyncClient(timeout=5) as client:
@@ -247,7 +207,7 @@ async def sample_rss(
             await asyncio.sleep(min(every, max(0.0, until - now)))
 
 
-def discover_models(stack: Stack, token: str) -> dict[str, str]:
+def discover_models(stack: StackHandle, token: str) -> dict[str, str]:
     edge = stack.state["edge"]["url"]
     data = httpx.get(
         edge + "/v1/models", headers={"authorization": f"Bearer {token}"}, timeout=10
@@ -340,7 +300,7 @@ def summarise(
     }
 
 
-async def soak(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+async def soak(stack: StackHandle, args: argparse.Namespace) -> dict[str, Any]:
     traffic = Traffic(stack, discover_models(stack, stack.token()))
     rec = Recorder()
     until = rec.start + args.minutes * 60
@@ -391,7 +351,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="outpost-soak-") as tmp:
-        stack = start_stack(Path(tmp) / "state", int(args.edge_cache_mb * (1 << 20)))
+        stack = start_soak_stack(Path(tmp) / "state", int(args.edge_cache_mb * (1 << 20)))
         try:
             result = asyncio.run(soak(stack, args))
         finally:

@@ -17,7 +17,7 @@ import zlib
 from urllib.parse import quote
 
 from edge.auth import Authenticator, AuthError, Principal
-from edge.cache import CacheKey, EdgeCache, body_digest, cache_key, client_bypass
+from edge.cache import CacheKey, EdgeCache, body_digest, cache_key, client_bypass, with_version
 from edge.config import EdgeConfig
 from edge.messages import EdgeRequest, EdgeResponse, UpstreamResponse
 from edge.problems import problem
@@ -337,18 +337,7 @@ class EdgeApp:
             fut: asyncio.Future[EdgeResponse] = asyncio.get_running_loop().create_future()
             self.cache.inflight[key] = fut
             try:
-                resp = await self._miss(
-                    req,
-                    rid,
-                    self._forward_headers(req, rid),
-                    pool,
-                    model,
-                    m,
-                    key,
-                    digest,
-                    stale,
-                    no_store,
-                )
+                resp = await self._miss(req, rid, pool, model, m, key, stale, no_store)
             except BaseException as exc:
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: followers re-raise it themselves
@@ -358,34 +347,21 @@ class EdgeApp:
             if not fut.done():
                 fut.set_result(EdgeResponse(resp.status, dict(resp.headers), resp.body))
             return resp
-        return await self._miss(
-            req,
-            rid,
-            self._forward_headers(req, rid),
-            pool,
-            model,
-            m,
-            key,
-            digest,
-            None,
-            no_store,
-            "BYPASS",
-        )
+        return await self._miss(req, rid, pool, model, m, key, None, no_store, "BYPASS")
 
     async def _miss(
         self,
         req: EdgeRequest,
         rid: str,
-        headers: dict[str, str],
         pool: str,
         model: str,
         m: Match,
         key: CacheKey,
-        digest: bytes,
         stale: CachedResponse | None,
         no_store: bool,
         state: str = "MISS",
     ) -> EdgeResponse:
+        headers = self._forward_headers(req, rid)
         try:
             up, _ = await self.pool.forward(
                 pool, "POST", self._path_qs(req), headers, req.body, retryable=True
@@ -410,14 +386,7 @@ class EdgeApp:
             entry = self.cache.entry_for(up.status, up.headers, up.body)
             if entry is not None:
                 if not m.version and served_version:
-                    key = cache_key(
-                        pool,
-                        model,
-                        served_version,
-                        req.path,
-                        digest,
-                        req.headers.get("accept", ""),
-                    )
+                    key = with_version(key, served_version)
                 self.cache.put(key, entry)
                 if self.platform.cache_tier2 is not None:
                     self.platform.spawn(self.cache.put_tier2(key, entry))

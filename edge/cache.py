@@ -52,6 +52,12 @@ def cache_key(
     return (pool, model, version, route, accept, digest)
 
 
+def with_version(key: CacheKey, version: str) -> CacheKey:
+    """The same key for another model version (the one the origin reported serving)."""
+    pool, model, _, route, accept, digest = key
+    return (pool, model, version, route, accept, digest)
+
+
 def tier2_key(key: CacheKey) -> str:
     """A key as hex text, for tiers keyed by strings (the Cache API builds a URL from it)."""
     h = hashlib.sha256()

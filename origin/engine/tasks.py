@@ -109,11 +109,8 @@ def _read_hf_config(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-class TextPipeline:
-    """Shared tokenization and padding for the text tasks."""
-
-    task = "text"
-    padded_cost = True
+class _SessionPipeline:
+    """What every pipeline keeps: its config, the ORT session and the graph's declared tensors."""
 
     def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
         self.config = config
@@ -121,6 +118,16 @@ class TextPipeline:
         self.folder = folder
         self.inputs = session_inputs(session)
         self.outputs = session_outputs(session)
+
+
+class TextPipeline(_SessionPipeline):
+    """Shared tokenization and padding for the text tasks."""
+
+    task = "text"
+    padded_cost = True
+
+    def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
+        super().__init__(config, session, folder)
         self.hf_config = _read_hf_config(folder)
         names = {i.name for i in self.inputs}
         for required in ("input_ids", "attention_mask"):
@@ -332,18 +339,14 @@ class ClassificationPipeline(TextPipeline):
 # ----------------------------------------------------------------------------- tensor pipeline
 
 
-class TensorPipeline:
+class TensorPipeline(_SessionPipeline):
     """Any ONNX graph: raw named numeric tensors in, all (or selected) outputs out."""
 
     task = "tensor"
     padded_cost = False
 
     def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
-        self.config = config
-        self.session = session
-        self.folder = folder
-        self.inputs = session_inputs(session)
-        self.outputs = session_outputs(session)
+        super().__init__(config, session, folder)
         by_name = {i.name: i for i in self.inputs}
         out_names = {o.name for o in self.outputs}
         for spec, known, field in (
