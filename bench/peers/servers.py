@@ -128,20 +128,12 @@ def infinity_spec(engine: str, batch_size: int = 32) -> ServerSpec:
 def infinity_model_dir(ctx: dict) -> Path:
     """The MiniLM folder plus an optimum ONNX export, built once by infinity_onnx.py."""
     if "infinity_onnx_dir" not in ctx:
-        out = subprocess.run(
-            [
-                str(VENVS / "infinity" / "bin" / "python"),
-                str(Path(__file__).with_name("infinity_onnx.py")),
-                str(ROOT / ".outpost" / "bench-models" / "infinity-minilm"),
-            ],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=600,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"ONNX export for infinity failed:\n{out.stderr[-3000:]}")
-        ctx["infinity_onnx_dir"] = Path(out.stdout.strip().splitlines()[-1])
+        argv = [
+            str(VENVS / "infinity" / "bin" / "python"),
+            str(Path(__file__).with_name("infinity_onnx.py")),
+            str(ROOT / ".outpost" / "bench-models" / "infinity-minilm"),
+        ]
+        ctx["infinity_onnx_dir"] = Path(_last_line(argv, 600, "ONNX export for infinity"))
     return ctx["infinity_onnx_dir"]
 
 
@@ -174,16 +166,16 @@ def prepare_origin_models(ctx: dict, state: Path) -> None:
     if "models_dir_v1" in ctx:
         return
     script = Path(__file__).with_name("prepare_models.py")
-    out = subprocess.run(
-        [str(PROJECT_PY), str(script), str(state)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=900,
-    )
+    argv = [str(PROJECT_PY), str(script), str(state)]
+    ctx.update(json.loads(_last_line(argv, 900, "building the demo models")))
+
+
+def _last_line(argv: list[str], timeout: float, what: str) -> str:
+    """Run a helper script and return the last line it prints (its result)."""
+    out = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=timeout)
     if out.returncode != 0:
-        raise RuntimeError(f"building the demo models failed:\n{out.stderr[-3000:]}")
-    ctx.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1]
 
 
 def edge_spec(upstream: str = "outpost-fp32") -> ServerSpec:
