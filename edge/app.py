@@ -22,7 +22,7 @@ from edge.config import EdgeConfig
 from edge.messages import EdgeRequest, EdgeResponse, UpstreamResponse
 from edge.problems import problem
 from edge.ratelimit import RateLimiter
-from edge.routes import Match, MethodNotAllowed, match
+from edge.routes import Match, MethodNotAllowed, Route, match
 from edge.routing import ForwardFailure, NoOriginAvailable, OriginPool
 from edge.runtime.base import CachedResponse, Platform
 from edge.stats import Stats
@@ -76,6 +76,14 @@ def new_request_id() -> str:
     return "%032x" % (_rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
+def _is_json(content_type: str | None) -> bool:
+    """Whether a request's Content-Type is JSON (absent counts: clients often omit it)."""
+    if content_type is None or content_type == "application/json":
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def _gzip(body: bytes) -> bytes:
     c = zlib.compressobj(5, zlib.DEFLATED, 31)
     return c.compress(body) + c.flush()
@@ -96,12 +104,13 @@ class EdgeApp:
         self._cors_any = "*" in config.cors_origins
         self._cors = frozenset(config.cors_origins)
         self._parsed: dict[bytes, tuple[str, bytes]] = {}
+        # Bodies `answer_now` can recognise: only those small enough to be remembered parsed.
+        self.answerable_body_bytes = min(_PARSED_MAX_BODY, config.max_request_bytes)
         self._openapi: bytes | None = None
 
     # -- entry point ----------------------------------------------------------------------------
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
-        given = req.headers.get("x-request-id")
-        rid = given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+        rid = self._request_id(req)
         extra: dict[str, str] = {}
         route = "unmatched"
         try:
@@ -112,6 +121,67 @@ class EdgeApp:
         self._finish(req, resp, rid, extra)
         self.stats.inc("outpost_edge_requests_total", route, str(resp.status))
         return resp
+
+    def answer_now(self, req: EdgeRequest) -> EdgeResponse | None:
+        """The answer to a request that needs no I/O: a fresh tier-1 cache hit for a caller whose
+        token was verified before. None, with nothing counted or consumed, for any other request
+        (a first sight of a body or token, a miss, a client cache directive, an error):
+        `handle` answers those, and would answer this one the same way.
+
+        The local server calls this from the HTTP parser (`edge.hitpath`), so a hit skips the
+        ASGI task and its messages."""
+        h = req.headers
+        if req.method != "POST" or "cache-control" in h or "pragma" in h:
+            return None
+        try:
+            m = match(req.method, req.path)
+        except MethodNotAllowed:
+            return None
+        if m is None or not m.route.cacheable or not _is_json(h.get("content-type")):
+            return None
+        parsed = self._parsed.get(req.body)  # only bodies seen (and parsed) before
+        if parsed is None:
+            return None
+        if m.route.scope is None:
+            subject = f"ip:{req.client_ip}"
+        else:
+            principal = self.auth.known(h.get("authorization"), m.route.scope)
+            if principal is None:
+                return None
+            subject = f"sub:{principal.subject}"
+        model = m.model or parsed[0]
+        pool = self._pool_for(model, req, subject)
+        entry = self.cache.fresh(self._key(req, m, pool, model, parsed[1]))
+        if entry is None:
+            return None
+        # Answered here from now on: count and limit it exactly as `handle` does.
+        rid = self._request_id(req)
+        self.pool.maybe_check()
+        extra: dict[str, str] = {}
+        resp = self._limited(m.route, subject, rid, extra) or self._hit(req, entry)
+        self._finish(req, resp, rid, extra)
+        self.stats.inc("outpost_edge_requests_total", m.route.name, str(resp.status))
+        return resp
+
+    @staticmethod
+    def _request_id(req: EdgeRequest) -> str:
+        given = req.headers.get("x-request-id")
+        return given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+
+    def _limited(
+        self, route: Route, subject: str, rid: str, extra: dict[str, str]
+    ) -> EdgeResponse | None:
+        """Take one token from the caller's bucket (its headers go into `extra`); the 429 to
+        answer when it was empty, else None."""
+        decision = self.limiter.check(
+            route.rate_class, subject, self.config.policy_for(route.rate_class)
+        )
+        extra.update(decision.headers)
+        if decision.allowed:
+            return None
+        self.stats.inc("outpost_edge_rate_limited_total", route.name)
+        wait = decision.retry_after
+        return problem(429, "rate-limited", f"Too many requests; retry in {wait} s.", rid)
 
     async def _dispatch(
         self, req: EdgeRequest, rid: str, extra: dict[str, str]
@@ -153,16 +223,9 @@ class EdgeApp:
                     {"www-authenticate": exc.www_authenticate()},
                 ), route.name
         subject = f"sub:{principal.subject}" if principal else f"ip:{req.client_ip}"
-        decision = self.limiter.check(
-            route.rate_class, subject, self.config.policy_for(route.rate_class)
-        )
-        extra.update(decision.headers)
-        if not decision.allowed:
-            self.stats.inc("outpost_edge_rate_limited_total", route.name)
-            wait = decision.retry_after
-            return problem(
-                429, "rate-limited", f"Too many requests; retry in {wait} s.", rid
-            ), route.name
+        limited = self._limited(route, subject, rid, extra)
+        if limited is not None:
+            return limited, route.name
         if route.cacheable:  # forwarded headers are built only on a miss
             return await self._inference(req, m, rid, subject), route.name
         return await self._plain(req, m, rid, self._forward_headers(req, rid)), route.name
@@ -288,12 +351,17 @@ class EdgeApp:
             headers["vary"] = "accept-encoding"
         return EdgeResponse(entry.status, headers, body)
 
+    def _key(self, req: EdgeRequest, m: Match, pool: str, model: str, digest: bytes) -> CacheKey:
+        version = m.version or self.pool.versions.get(pool, model)
+        return cache_key(pool, model, version, req.path, digest, req.headers.get("accept", ""))
+
+    def _hit(self, req: EdgeRequest, entry: CachedResponse) -> EdgeResponse:
+        self.stats.inc("outpost_edge_cache_total", "HIT")
+        return self._from_entry(req, entry, "HIT")
+
     async def _inference(self, req: EdgeRequest, m: Match, rid: str, subject: str) -> EdgeResponse:
-        ctype = req.headers.get("content-type")
-        if ctype is not None and ctype != "application/json":
-            ctype = ctype.split(";")[0].strip().lower()
-            if ctype != "application/json" and not ctype.endswith("+json"):
-                return problem(415, "unsupported-media-type", "Send application/json.", rid)
+        if not _is_json(req.headers.get("content-type")):
+            return problem(415, "unsupported-media-type", "Send application/json.", rid)
         parsed = self._parsed.get(req.body)
         if parsed is None:
             try:
@@ -313,9 +381,7 @@ class EdgeApp:
         pool = self._pool_for(model, req, subject)
         cc, pragma = req.headers.get("cache-control"), req.headers.get("pragma")
         no_read, no_store = client_bypass(cc, pragma) if cc or pragma else (False, False)
-        version = m.version or self.pool.versions.get(pool, model)
-        accept = req.headers.get("accept", "")
-        key = cache_key(pool, model, version, req.path, digest, accept)
+        key = self._key(req, m, pool, model, digest)
         stale: CachedResponse | None = None
         if not no_read:
             entry = self.cache.lookup(key)
@@ -323,8 +389,7 @@ class EdgeApp:
                 entry = await self.cache.get(key)
             if entry is not None:
                 if self.cache.is_fresh(entry):
-                    self.stats.inc("outpost_edge_cache_total", "HIT")
-                    return self._from_entry(req, entry, "HIT")
+                    return self._hit(req, entry)
                 stale = entry
             leader = self.cache.inflight.get(key)
             if leader is not None:

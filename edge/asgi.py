@@ -53,14 +53,16 @@ class ASGIEdge:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if kind != "http":
-            return
-        raw_headers = scope["headers"]
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        peer: str,
+    ) -> EdgeRequest:
+        """The edge's view of an HTTP request (header names lower-cased, repeats joined)."""
         headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw_headers}
         if len(headers) != len(raw_headers):  # a repeated header: join its values in order
             headers = {}
@@ -68,6 +70,22 @@ class ASGIEdge:
                 name = raw_name.decode("latin-1").lower()
                 value = raw_value.decode("latin-1")
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return EdgeRequest(
+            method=method,
+            path=path,
+            query=query.decode("latin-1"),
+            headers=headers,
+            body=body,
+            client_ip=self._proxies.client_ip(peer, headers.get("x-forwarded-for")),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -82,16 +100,14 @@ class ASGIEdge:
                 chunks.append(chunk)
             size += len(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
         client = scope.get("client")
-        peer = client[0] if client else ""
-        req = EdgeRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            body=body,
-            client_ip=self._proxies.client_ip(peer, headers.get("x-forwarded-for")),
+        req = self.request(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            scope["headers"],
+            b"".join(chunks),
+            client[0] if client else "",
         )
         resp = await self.app.handle(req)
         out = [

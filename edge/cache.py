@@ -123,6 +123,13 @@ class EdgeCache:
             return None
         return entry
 
+    def fresh(self, key: CacheKey) -> CachedResponse | None:
+        """Tier 1's entry for `key` if it is still fresh; nothing is evicted or fetched."""
+        entry = self._entries.get(key)
+        if entry is None or entry.fresh_until <= self._clock():
+            return None
+        return entry
+
     async def get(self, key: CacheKey) -> CachedResponse | None:
         """The entry (fresh or still within its stale bound), from tier 1 then tier 2."""
         entry = self.lookup(key)

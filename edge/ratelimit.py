@@ -26,14 +26,13 @@ class RateLimiter:
         self._max = max_subjects
         # LRU of [tokens, last refill time]; OrderedDict keeps the hot path in C.
         self._buckets: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-        self._static: dict[RatePolicy, tuple[str, str]] = {}  # policy -> (limit, policy) texts
+        # (rate, burst) -> the limit and policy header texts. Keyed by a plain tuple: hashing
+        # the frozen dataclass itself runs Python code, which showed in a cache hit's profile.
+        self._static: dict[tuple[float, int], tuple[str, str]] = {}
 
-    def _texts(self, policy: RatePolicy) -> tuple[str, str]:
-        texts = self._static.get(policy)
-        if texts is None:
-            rate, burst = policy.rate, policy.burst
-            window = f"{burst};w={max(1, math.ceil(burst / rate))}" if rate > 0 else str(burst)
-            texts = self._static[policy] = (str(burst), window)
+    def _texts(self, rate: float, burst: int) -> tuple[str, str]:
+        window = f"{burst};w={max(1, math.ceil(burst / rate))}" if rate > 0 else str(burst)
+        texts = self._static[(rate, burst)] = (str(burst), window)
         return texts
 
     def check(self, route_class: str, subject: str, policy: RatePolicy) -> Decision:
@@ -41,28 +40,29 @@ class RateLimiter:
         key = (route_class, subject)
         buckets = self._buckets
         bucket = buckets.get(key)
-        burst = float(policy.burst)
+        burst = policy.burst
         rate = policy.rate
         if bucket is None:
-            tokens = burst
-            bucket = buckets[key] = [burst, now]
+            tokens = float(burst)
+            bucket = buckets[key] = [tokens, now]
             if len(buckets) > self._max:
                 buckets.popitem(last=False)  # the longest idle subject starts full again
         else:
-            tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+            tokens = bucket[0] + (now - bucket[1]) * rate
+            if tokens > burst:
+                tokens = float(burst)
             buckets.move_to_end(key)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
         bucket[0] = tokens
         bucket[1] = now
-        reset = math.ceil((burst - tokens) / rate) if rate > 0 else 0
-        limit, window = self._texts(policy)
+        texts = self._static.get((rate, burst)) or self._texts(rate, burst)
         headers = {
-            "ratelimit-limit": limit,
+            "ratelimit-limit": texts[0],
             "ratelimit-remaining": str(int(tokens)),
-            "ratelimit-reset": str(reset),
-            "ratelimit-policy": window,
+            "ratelimit-reset": str(math.ceil((burst - tokens) / rate)) if rate > 0 else "0",
+            "ratelimit-policy": texts[1],
         }
         if allowed:
             return Decision(True, headers)

@@ -61,7 +61,14 @@ def test_dry_run_bundles_the_entry_and_the_vendored_edge(dist: tuple[Path, str])
     assert (vendored / "edge" / "app.py").exists()
     assert (vendored / "edge" / "runtime" / "workers.py").exists()
     # Local-only modules stay out of the Worker.
-    for local_only in ("server.py", "asgi.py", "vendor.py", "clientip.py", "runtime/local.py"):
+    for local_only in (
+        "server.py",
+        "asgi.py",
+        "hitpath.py",
+        "vendor.py",
+        "clientip.py",
+        "runtime/local.py",
+    ):
         assert not (vendored / "edge" / local_only).exists(), local_only
 
 

@@ -1,0 +1,258 @@
+"""Cache hits answered from uvicorn's HTTP parser (edge.hitpath), in a real uvicorn server
+against a real origin: the same answers as through ASGI, counted and rate-limited the same,
+in order when pipelined, and every request it does not answer reaches the ASGI app whole."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from edge.app import EdgeApp
+from edge.asgi import ASGIEdge
+from edge.config import from_mapping
+from edge.hitpath import hit_first_protocol
+from edge.messages import EdgeRequest
+from edge.runtime.local import LocalPlatform
+from tests.conftest import free_port
+from tests.edge.conftest import EMBED_MODEL, Issuer, Proc
+
+# Headers that differ between any two answers, whichever path: not compared.
+PER_REQUEST = {"date", "x-request-id", "age", "ratelimit-remaining", "ratelimit-reset"}
+
+
+class CountingEdge(ASGIEdge):
+    """The real ASGI adapter, counting the HTTP requests that reach it."""
+
+    http_calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.http_calls += 1
+        await super().__call__(scope, receive, send)
+
+
+class Served:
+    def __init__(self, asgi: CountingEdge, port: int) -> None:
+        self.asgi = asgi
+        self.port = port
+
+    def exchange(self, *requests: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+        """Send `requests` in one write (pipelined) on a new connection; their responses."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+            sock.sendall(b"".join(requests))
+            stream = sock.makefile("rb")
+            return [read_response(stream) for _ in requests]
+
+
+def read_response(stream: Any) -> tuple[int, dict[str, str], bytes]:
+    """One final response (a `100 Continue` before it is skipped)."""
+    status = 100
+    while status < 200:
+        status = int(stream.readline().split()[1])
+        headers: dict[str, str] = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            assert name.lower() not in headers, f"header sent twice: {name}"
+            headers[name.lower()] = value.strip()
+    return status, headers, stream.read(int(headers["content-length"]))
+
+
+def post(
+    token: str,
+    text: str,
+    *,
+    rid: str = "",
+    version: str = "1.1",
+    chunked: bool = False,
+    extra: str = "",
+) -> bytes:
+    body = json.dumps({"model": EMBED_MODEL, "input": text}).encode()
+    head = (
+        f"POST /v1/embeddings HTTP/{version}\r\nhost: edge\r\n"
+        f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n{extra}"
+    )
+    if rid:
+        head += f"x-request-id: {rid}\r\n"
+    if chunked:
+        framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        return (head + "transfer-encoding: chunked\r\n\r\n").encode() + framed
+    return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.fixture(scope="module")
+def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
+    config = from_mapping(
+        {
+            "origins": json.dumps([{"url": shared_origin.url}]),
+            "issuers": json.dumps(
+                [{"issuer": issuer.url, "jwks_url": issuer.url + "/keys", "algorithms": ["EdDSA"]}]
+            ),
+            "rate_limits": json.dumps({"inference": {"rate": 0.001, "burst": 12}}),
+        }
+    )
+    platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
+    asgi = CountingEdge(EdgeApp(config, platform), on_shutdown=platform.aclose)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi,
+            host="127.0.0.1",
+            port=port,
+            http=hit_first_protocol(asgi),
+            loop="uvloop",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Served(asgi, port)
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+def test_a_hit_is_answered_by_the_parser_and_matches_the_asgi_hit(
+    served: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-same")
+    [(s1, miss, body1)] = served.exchange(post(token, "same answer"))
+    calls = served.asgi.http_calls
+    [(s2, hit, body2)] = served.exchange(post(token, "same answer"))
+    assert (s1, miss["x-cache"], s2, hit["x-cache"]) == (200, "MISS", 200, "HIT")
+    assert served.asgi.http_calls == calls, "the hit went through the ASGI app"
+    assert body2 == body1
+    # A chunked body is never held back: the same hit, answered through ASGI.
+    [(s3, via_asgi, body3)] = served.exchange(post(token, "same answer", chunked=True))
+    assert served.asgi.http_calls == calls + 1
+    assert (s3, via_asgi["x-cache"], body3) == (200, "HIT", body1)
+    assert {k: v for k, v in hit.items() if k not in PER_REQUEST} == {
+        k: v for k, v in via_asgi.items() if k not in PER_REQUEST
+    }
+    assert hit.keys() == via_asgi.keys()
+    assert int(hit["content-length"]) == len(body2)
+
+
+def test_pipelined_requests_are_answered_in_order(served: Served, issuer: Issuer) -> None:
+    token = issuer.token("ed-1", sub="hitpath-pipeline")
+    served.exchange(post(token, "pipelined hit"))  # now cached
+    answers = served.exchange(
+        post(token, "pipelined hit", rid="one"),
+        post(token, "pipelined miss", rid="two"),
+        post(token, "pipelined hit", rid="three"),
+        post(token, "pipelined miss", rid="four"),
+    )
+    got = [(status, h["x-request-id"], h["x-cache"]) for status, h, _ in answers]
+    assert got == [
+        (200, "one", "HIT"),
+        (200, "two", "MISS"),
+        (200, "three", "HIT"),
+        (200, "four", "HIT"),
+    ]
+
+
+def test_requests_the_parser_does_not_answer_reach_asgi_whole(
+    served: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-fallback")
+    served.exchange(post(token, "fallback"))
+    long_text = "long " * 1000  # a body past what the parser holds back (4 KiB)
+    cases = {
+        "HTTP/1.0": post(token, "fallback", version="1.0"),
+        "expect 100-continue": post(token, "fallback", extra="expect: 100-continue\r\n"),
+        "client no-cache": post(token, "fallback", extra="cache-control: no-cache\r\n"),
+        "large body, first": post(token, long_text),
+        "large body, again": post(token, long_text),
+    }
+    expected = {
+        "HTTP/1.0": "HIT",
+        "expect 100-continue": "HIT",
+        "client no-cache": "BYPASS",
+        "large body, first": "MISS",
+        "large body, again": "HIT",
+    }
+    for name, raw in cases.items():
+        calls = served.asgi.http_calls
+        [(status, headers, body)] = served.exchange(raw)
+        assert (status, headers["x-cache"]) == (200, expected[name]), name
+        assert served.asgi.http_calls == calls + 1, f"{name}: did not reach the ASGI app"
+        assert len(json.loads(body)["data"]) == 1, name
+
+
+def test_bad_tokens_and_bodies_on_a_cached_request_get_the_asgi_errors(
+    served: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-errors")
+    served.exchange(post(token, "guarded"))
+    [(status, headers, _)] = served.exchange(post(token + "x", "guarded"))
+    assert status == 401 and "invalid_token" in headers["www-authenticate"]
+    assert headers["content-type"] == "application/problem+json"
+    raw = post(token, "guarded").replace(b"application/json", b"text/plain", 1)
+    [(status, headers, _)] = served.exchange(raw)
+    assert status == 415
+
+
+def test_parser_hits_take_rate_limit_tokens_and_get_429(served: Served, issuer: Issuer) -> None:
+    token = issuer.token("ed-1", sub="hitpath-limited")
+    # One connection each: nothing is pipelined, so every hit may be answered by the parser.
+    answers = [served.exchange(post(token, "limited"))[0] for _ in range(14)]
+    statuses = [status for status, _, _ in answers]
+    assert statuses == [200] * 12 + [429] * 2  # burst 12, refilled far too slowly to matter
+    remaining = [int(h["ratelimit-remaining"]) for _, h, _ in answers]
+    assert remaining[:12] == list(range(11, -1, -1))
+    _, headers, body = answers[-1]
+    assert int(headers["retry-after"]) >= 1
+    assert json.loads(body)["status"] == 429
+
+
+def test_answer_now_declines_without_counting_or_limiting(served: Served, issuer: Issuer) -> None:
+    app = served.asgi.app
+    token = issuer.token("ed-1", sub="hitpath-decline")
+    served.exchange(post(token, "declined"))  # token verified, body parsed, answer cached
+    before = (copy.deepcopy(app.stats.counters), copy.deepcopy(app.limiter._buckets))
+
+    def request(text: str, **headers: str) -> EdgeRequest:
+        return EdgeRequest(
+            "POST",
+            "/v1/embeddings",
+            headers={"authorization": f"Bearer {token}", **headers},
+            body=json.dumps({"model": EMBED_MODEL, "input": text}).encode(),
+            client_ip="127.0.0.1",
+        )
+
+    assert app.answer_now(request("never sent")) is None  # a body not seen before
+    assert app.answer_now(request("declined", **{"cache-control": "no-cache"})) is None
+    assert app.answer_now(request("declined", authorization="Bearer other")) is None
+    assert app.answer_now(request("declined", **{"content-type": "text/plain"})) is None
+    assert (app.stats.counters, app.limiter._buckets) == before
+    answered = app.answer_now(request("declined"))
+    assert answered is not None and answered.headers["x-cache"] == "HIT"
+    assert app.stats.counters != before[0]
+
+
+def test_a_failure_in_the_parser_path_leaves_the_request_to_asgi(
+    served: Served, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-fault")
+    served.exchange(post(token, "fault"))
+
+    def broken(req: EdgeRequest) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(served.asgi.app, "answer_now", broken)
+    calls = served.asgi.http_calls
+    [(status, headers, _)] = served.exchange(post(token, "fault"))
+    assert (status, headers["x-cache"]) == (200, "HIT")
+    assert served.asgi.http_calls == calls + 1
