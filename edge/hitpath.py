@@ -15,26 +15,23 @@ runs it in a real uvicorn server.
 from __future__ import annotations
 
 import logging
-import re
 import urllib.parse
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, STATUS_LINE, HttpToolsProtocol
 
 from edge.asgi import ASGIEdge
 from edge.messages import EdgeResponse
 
 log = logging.getLogger("edge.hitpath")
 
-# What uvicorn refuses in a header value (it would raise and answer 500 instead).
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
 
 def encode_response(resp: EdgeResponse, default_headers: bytes) -> bytes:
     """A whole HTTP/1.1 response as uvicorn writes one (its default headers first, then ours,
     then Content-Length), in one buffer for one socket write."""
     headers = resp.headers
-    if _BAD_VALUE.search("".join(headers.values())):
+    # uvicorn's own rule for header values (through ASGI it would raise and answer 500).
+    if HEADER_VALUE_RE.search("".join(headers.values()).encode("latin-1", "replace")):
         raise ValueError("a response header value holds a control character")
     lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
     return b"%s%s%scontent-length: %d\r\n\r\n%s" % (
@@ -53,12 +50,12 @@ def _encoded(default_headers: list[tuple[bytes, bytes]]) -> bytes:
 def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
     """uvicorn's `http` protocol class for `edge` (pass it as `uvicorn.run(..., http=...)`)."""
     held_max = edge.app.answerable_body_bytes
-    # uvicorn's default headers (the date) as bytes, re-encoded when uvicorn replaces the list
-    # (once a second).
-    defaults: list[tuple[list[tuple[bytes, bytes]], bytes]] = [([], b"")]
 
     class HitFirstProtocol(HttpToolsProtocol):
         _held: bytearray | None = None  # the body of a request held back from ASGI
+        # uvicorn's default headers (the date) and their bytes, shared by all connections and
+        # re-encoded when uvicorn replaces the list (once a second).
+        _defaults: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -132,8 +129,8 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
             if resp is None:
                 return None
             current = self.server_state.default_headers
-            if defaults[0][0] is not current:
-                defaults[0] = (current, _encoded(current))
-            return encode_response(resp, defaults[0][1])
+            if HitFirstProtocol._defaults[0] is not current:
+                HitFirstProtocol._defaults = (current, _encoded(current))
+            return encode_response(resp, HitFirstProtocol._defaults[1])
 
     return HitFirstProtocol
