@@ -1,14 +1,22 @@
-"""uvicorn's httptools protocol, with fresh cache hits answered from the parser callbacks.
+"""uvicorn's httptools protocol, serving small POSTs without the ASGI adapter.
 
-A cache hit needs no I/O, yet through ASGI it costs a task, its events, six message dicts,
-uvicorn's per-header checks and two socket writes: more than the edge's own work for the hit
-(bench/edge_bench.py). For a POST that may be a hit (a small body with a Content-Length,
-keep-alive, nothing pipelined ahead of it) this protocol holds the body back instead of starting
-the ASGI cycle, then asks `EdgeApp.answer_now`. A request it does not answer goes to the ASGI app
-exactly as uvicorn would have sent it, whole body included, so every other path is unchanged.
+Through ASGI a request costs a task running uvicorn's cycle, six message dicts, the scope
+translated back into an `EdgeRequest`, uvicorn's per-header checks and two socket writes: more
+than the edge's own work for a cache hit (bench/edge_bench.py). For a POST with a small body and
+a Content-Length, on a keep-alive connection with nothing pipelined ahead of it, this protocol
+holds the body back instead of starting the ASGI cycle and builds the `EdgeRequest` itself:
+
+- `EdgeApp.answer_now` answers a fresh cache hit at once, from the parser callback, in one
+  socket write.
+- Anything else (a miss, no-cache, an error) runs `EdgeApp.handle` in a task, as the ASGI
+  adapter would, and is written in one socket write. uvicorn's cycle object is still created,
+  so pipelining, keep-alive, graceful shutdown and disconnects work as for ASGI requests.
+
+Requests it does not hold (other methods, large or chunked bodies, HTTP/1.0, expect-100,
+pipelined ones) go to the ASGI app exactly as uvicorn sends them.
 
 This subclasses uvicorn's protocol and leans on its attributes (parser, headers, cycle,
-pipeline): the uvicorn version is pinned in pyproject.toml, and tests/edge/test_hitpath.py
+pipeline, flow): the uvicorn version is pinned in pyproject.toml, and tests/edge/test_hitpath.py
 runs it in a real uvicorn server.
 """
 
@@ -18,15 +26,21 @@ import logging
 import urllib.parse
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from edge.asgi import ASGIEdge
-from edge.messages import EdgeResponse
+from edge.messages import EdgeRequest, EdgeResponse
+from edge.problems import problem
 
 log = logging.getLogger("edge.hitpath")
 
 
-def encode_response(resp: EdgeResponse, default_headers: bytes) -> bytes:
+def encode_response(resp: EdgeResponse, default_headers: bytes, keep_alive: bool = True) -> bytes:
     """A whole HTTP/1.1 response as uvicorn writes one (its default headers first, then ours,
     then Content-Length), in one buffer for one socket write."""
     headers = resp.headers
@@ -34,12 +48,15 @@ def encode_response(resp: EdgeResponse, default_headers: bytes) -> bytes:
     if HEADER_VALUE_RE.search("".join(headers.values()).encode("latin-1", "replace")):
         raise ValueError("a response header value holds a control character")
     lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
-    return b"%s%s%scontent-length: %d\r\n\r\n%s" % (
+    if not keep_alive:
+        lines += "connection: close\r\n"
+    bodyless = resp.status in (204, 304)  # as the ASGI adapter: no length, no body
+    return b"%s%s%s%s\r\n%s" % (
         STATUS_LINE[resp.status],
         default_headers,
         lines.encode("latin-1", "replace"),
-        len(resp.body),
-        resp.body,
+        b"" if bodyless else b"content-length: %d\r\n" % len(resp.body),
+        b"" if bodyless else resp.body,
     )
 
 
@@ -53,6 +70,7 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
 
     class HitFirstProtocol(HttpToolsProtocol):
         _held: bytearray | None = None  # the body of a request held back from ASGI
+        _direct: EdgeRequest | None = None  # a held request handed to `_start_asgi_task`
         # uvicorn's default headers (the date) and their bytes, shared by all connections and
         # re-encoded when uvicorn replaces the list (once a second).
         _defaults: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
@@ -62,12 +80,12 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
             self._held = None
 
         def on_headers_complete(self) -> None:
-            if self._may_answer_now():
+            if self._holds_back():
                 self._held = bytearray()
                 return
             super().on_headers_complete()
 
-        def _may_answer_now(self) -> bool:
+        def _holds_back(self) -> bool:
             parser = self.parser
             if (
                 parser.get_method() != b"POST"
@@ -99,25 +117,65 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
                 super().on_message_complete()
                 return
             self._held = None
+            req: EdgeRequest | None = None
+            raw: bytes | None = None
             try:
-                raw = self._answer_now(bytes(held))
-            except Exception:  # a bug here must not cost the request: ASGI answers it
-                log.exception("answering from the parser failed; handing over to ASGI")
-                raw = None
+                req = self._request(bytes(held))
+                resp = edge.app.answer_now(req)
+                if resp is not None:
+                    raw = encode_response(resp, self._default_headers())
+            except Exception:  # a bug here must not cost the request: `handle` answers it
+                log.exception("answering from the parser failed; handing over")
             if raw is not None:
                 self.transport.write(raw)
                 self.on_response_complete()  # keep-alive timer, pipelined requests
                 return
-            super().on_headers_complete()  # the ASGI cycle, as uvicorn would have started it
-            self.cycle.body += held  # its task has not run yet: it sees the whole body
+            # uvicorn's cycle, as it would have started it: it keeps pipelining, shutdown and
+            # disconnects working. `_start_asgi_task` runs `handle` for it instead of the ASGI
+            # app, unless uvicorn picked another app (its 503 over `limit_concurrency`).
+            self._direct = req
+            super().on_headers_complete()
+            if self._direct is not None or req is None:  # an ASGI app serves it after all
+                self.cycle.body += held  # its task has not run yet: it sees the whole body
+            self._direct = None
             super().on_message_complete()
 
-        def _answer_now(self, body: bytes) -> bytes | None:
+        def _start_asgi_task(self, cycle: RequestResponseCycle, app: object) -> None:
+            req = self._direct
+            if req is None or app is not self.app:
+                super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
+                return
+            self._direct = None  # taken
+            task = self.loop.create_task(self._serve(cycle, req))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)  # graceful shutdown waits for it, as for ASGI tasks
+
+        async def _serve(self, cycle: RequestResponseCycle, req: EdgeRequest) -> None:
+            """`handle` a held request and write the answer as uvicorn's cycle would."""
+            resp = await edge.app.handle(req)
+            try:
+                raw = encode_response(resp, self._default_headers(), cycle.keep_alive)
+            except ValueError:  # uvicorn's rule for header values: its ASGI path answers 500
+                log.exception("request_id=%s unsendable response", resp.headers.get("x-request-id"))
+                rid = resp.headers.get("x-request-id", "")
+                failed = problem(500, "internal", "Internal error.", rid, {"x-request-id": rid})
+                raw = encode_response(failed, self._default_headers(), cycle.keep_alive)
+            if self.flow.write_paused and not cycle.disconnected:
+                await self.flow.drain()  # the client is not reading: wait, as uvicorn does
+            if cycle.disconnected:
+                return
+            self.transport.write(raw)
+            cycle.response_complete = True
+            if not cycle.keep_alive:  # graceful shutdown began meanwhile
+                self.transport.close()
+            self.on_response_complete()
+
+        def _request(self, body: bytes) -> EdgeRequest:
             url = httptools.parse_url(self.url)
             path = url.path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
-            req = edge.request(
+            return edge.request(
                 "POST",
                 self.root_path + path,
                 url.query or b"",
@@ -125,12 +183,11 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
                 body,
                 self.client[0] if self.client else "",
             )
-            resp = edge.app.answer_now(req)
-            if resp is None:
-                return None
+
+        def _default_headers(self) -> bytes:
             current = self.server_state.default_headers
             if HitFirstProtocol._defaults[0] is not current:
                 HitFirstProtocol._defaults = (current, _encoded(current))
-            return encode_response(resp, HitFirstProtocol._defaults[1])
+            return HitFirstProtocol._defaults[1]
 
     return HitFirstProtocol

@@ -64,13 +64,18 @@ HEADERS: dict[str, dict[str, Any]] = {
     "X-Model-Version": {"description": "Model version that served the answer.", "schema": _TEXT},
     "Age": {"description": "Seconds since a cached answer was stored.", "schema": _INT},
     "ETag": {"description": "Validator for If-None-Match (GET answers).", "schema": _TEXT},
-    "RateLimit-Limit": {"description": "Bucket size of this route class.", "schema": _INT},
-    "RateLimit-Remaining": {"description": "Requests left in the bucket.", "schema": _INT},
-    "RateLimit-Reset": {"description": "Seconds until the bucket is full again.", "schema": _INT},
-    "RateLimit-Policy": {"description": "`<burst>;w=<window seconds>`.", "schema": _TEXT},
+    "RateLimit": {
+        "description": '`"<route class>";r=<requests left>;t=<seconds until the bucket is '
+        "full again>` (draft-ietf-httpapi-ratelimit-headers).",
+        "schema": _TEXT,
+    },
+    "RateLimit-Policy": {
+        "description": '`"<route class>";q=<bucket size>;w=<seconds to refill it>`.',
+        "schema": _TEXT,
+    },
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": _INT},
 }
-_RATE = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
+_RATE = ("RateLimit", "RateLimit-Policy")
 
 # status -> (description, extra headers)
 PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -231,7 +236,7 @@ def openapi_document() -> dict[str, Any]:
             "title": "Outpost edge",
             "version": VERSION,
             "description": "What the edge does in front of the origin: token checks (JWT via "
-            "JWKS, per-route scopes), per-subject rate limits (`RateLimit-*` headers), the "
+            "JWKS, per-route scopes), per-subject rate limits (`RateLimit` headers), the "
             "response cache for inference (`X-Cache`), routing to healthy origins, and RFC "
             "9457 problem+json errors. Bodies of forwarded paths follow the origin's API.",
         },

@@ -1,4 +1,9 @@
-"""Per-subject token buckets with `RateLimit-*` and `Retry-After` headers."""
+"""Per-subject token buckets with `RateLimit`, `RateLimit-Policy` and `Retry-After` headers.
+
+The header fields follow draft-ietf-httpapi-ratelimit-headers-10: `RateLimit-Policy:
+"inference";q=40;w=2` names the route class's bucket, its size (q) and the seconds it takes to
+refill from empty (w); `RateLimit: "inference";r=39;t=1` gives the requests left (r) and the
+seconds until the bucket is full again (t)."""
 
 from __future__ import annotations
 
@@ -26,13 +31,15 @@ class RateLimiter:
         self._max = max_subjects
         # LRU of [tokens, last refill time]; OrderedDict keeps the hot path in C.
         self._buckets: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-        # (rate, burst) -> the limit and policy header texts. Keyed by a plain tuple: hashing
-        # the frozen dataclass itself runs Python code, which showed in a cache hit's profile.
-        self._static: dict[tuple[float, int], tuple[str, str]] = {}
+        # (route class, rate, burst) -> the policy header text and the `RateLimit` prefix.
+        # Keyed by a plain tuple: hashing the frozen RatePolicy runs Python code, which showed
+        # in a cache hit's profile.
+        self._static: dict[tuple[str, float, int], tuple[str, str]] = {}
 
-    def _texts(self, rate: float, burst: int) -> tuple[str, str]:
-        window = f"{burst};w={max(1, math.ceil(burst / rate))}" if rate > 0 else str(burst)
-        texts = self._static[(rate, burst)] = (str(burst), window)
+    def _texts(self, route_class: str, rate: float, burst: int) -> tuple[str, str]:
+        name = f'"{route_class}"'  # an sf-string: route classes are plain words (edge.routes)
+        window = f";w={max(1, math.ceil(burst / rate))}" if rate > 0 else ""
+        texts = self._static[(route_class, rate, burst)] = (f"{name};q={burst}{window}", name)
         return texts
 
     def check(self, route_class: str, subject: str, policy: RatePolicy) -> Decision:
@@ -57,12 +64,14 @@ class RateLimiter:
             tokens -= 1.0
         bucket[0] = tokens
         bucket[1] = now
-        texts = self._static.get((rate, burst)) or self._texts(rate, burst)
+        policy_text, name = self._static.get((route_class, rate, burst)) or self._texts(
+            route_class, rate, burst
+        )
+        # t: seconds until the bucket is full again (a bucket that never refills has none).
+        reset = f";t={math.ceil((burst - tokens) / rate)}" if rate > 0 else ""
         headers = {
-            "ratelimit-limit": texts[0],
-            "ratelimit-remaining": str(int(tokens)),
-            "ratelimit-reset": str(math.ceil((burst - tokens) / rate)) if rate > 0 else "0",
-            "ratelimit-policy": texts[1],
+            "ratelimit-policy": policy_text,
+            "ratelimit": f"{name};r={int(tokens)}{reset}",
         }
         if allowed:
             return Decision(True, headers)

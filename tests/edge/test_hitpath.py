@@ -1,11 +1,13 @@
-"""Cache hits answered from uvicorn's HTTP parser (edge.hitpath), in a real uvicorn server
-against a real origin: the same answers as through ASGI, counted and rate-limited the same,
-in order when pipelined, and every request it does not answer reaches the ASGI app whole."""
+"""Small POSTs served without the ASGI adapter (edge.hitpath), in a real uvicorn server against a
+real origin: hits answered from the parser, other held requests by `EdgeApp.handle` directly,
+both with the same answers as through ASGI, counted and rate-limited the same, in order when
+pipelined; every request it does not hold reaches the ASGI app whole."""
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import socket
 import threading
 import time
@@ -19,24 +21,39 @@ from edge.app import EdgeApp
 from edge.asgi import ASGIEdge
 from edge.config import from_mapping
 from edge.hitpath import hit_first_protocol
-from edge.messages import EdgeRequest
+from edge.messages import EdgeRequest, EdgeResponse
 from edge.runtime.local import LocalPlatform
 from tests.conftest import free_port
 from tests.edge.conftest import EMBED_MODEL, Issuer, Proc
 
 # Headers that differ between any two answers, whichever path: not compared.
-PER_REQUEST = {"date", "x-request-id", "age", "ratelimit-remaining", "ratelimit-reset"}
+PER_REQUEST = {"date", "x-request-id", "age", "ratelimit"}
+
+
+class CountingApp(EdgeApp):
+    """The real edge, counting the requests `handle` answers (through ASGI or directly)."""
+
+    handle_calls = 0
+
+    async def handle(self, req: EdgeRequest) -> EdgeResponse:
+        self.handle_calls += 1
+        return await super().handle(req)
 
 
 class CountingEdge(ASGIEdge):
     """The real ASGI adapter, counting the HTTP requests that reach it."""
 
+    app: CountingApp
     http_calls = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.http_calls += 1
         await super().__call__(scope, receive, send)
+
+    def calls(self) -> tuple[int, int]:
+        """(requests through the ASGI adapter, requests answered by `handle`)."""
+        return self.http_calls, self.app.handle_calls
 
 
 class Served:
@@ -99,7 +116,7 @@ def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
         }
     )
     platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
-    asgi = CountingEdge(EdgeApp(config, platform), on_shutdown=platform.aclose)
+    asgi = CountingEdge(CountingApp(config, platform), on_shutdown=platform.aclose)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -129,14 +146,14 @@ def test_a_hit_is_answered_by_the_parser_and_matches_the_asgi_hit(
 ) -> None:
     token = issuer.token("ed-1", sub="hitpath-same")
     [(s1, miss, body1)] = served.exchange(post(token, "same answer"))
-    calls = served.asgi.http_calls
+    asgi, handled = served.asgi.calls()
     [(s2, hit, body2)] = served.exchange(post(token, "same answer"))
     assert (s1, miss["x-cache"], s2, hit["x-cache"]) == (200, "MISS", 200, "HIT")
-    assert served.asgi.http_calls == calls, "the hit went through the ASGI app"
+    assert served.asgi.calls() == (asgi, handled), "the hit went through ASGI or handle"
     assert body2 == body1
     # A chunked body is never held back: the same hit, answered through ASGI.
     [(s3, via_asgi, body3)] = served.exchange(post(token, "same answer", chunked=True))
-    assert served.asgi.http_calls == calls + 1
+    assert served.asgi.calls() == (asgi + 1, handled + 1)
     assert (s3, via_asgi["x-cache"], body3) == (200, "HIT", body1)
     assert {k: v for k, v in hit.items() if k not in PER_REQUEST} == {
         k: v for k, v in via_asgi.items() if k not in PER_REQUEST
@@ -163,32 +180,69 @@ def test_pipelined_requests_are_answered_in_order(served: Served, issuer: Issuer
     ]
 
 
-def test_requests_the_parser_does_not_answer_reach_asgi_whole(
-    served: Served, issuer: Issuer
-) -> None:
+def test_requests_it_does_not_hold_reach_asgi_whole(served: Served, issuer: Issuer) -> None:
     token = issuer.token("ed-1", sub="hitpath-fallback")
     served.exchange(post(token, "fallback"))
     long_text = "long " * 1000  # a body past what the parser holds back (4 KiB)
     cases = {
-        "HTTP/1.0": post(token, "fallback", version="1.0"),
-        "expect 100-continue": post(token, "fallback", extra="expect: 100-continue\r\n"),
-        "client no-cache": post(token, "fallback", extra="cache-control: no-cache\r\n"),
-        "large body, first": post(token, long_text),
-        "large body, again": post(token, long_text),
+        "HTTP/1.0": (post(token, "fallback", version="1.0"), "HIT"),
+        "expect 100-continue": (
+            post(token, "fallback", extra="expect: 100-continue\r\n"),
+            "HIT",
+        ),
+        "large body, first": (post(token, long_text), "MISS"),
+        "large body, again": (post(token, long_text), "HIT"),
     }
-    expected = {
-        "HTTP/1.0": "HIT",
-        "expect 100-continue": "HIT",
-        "client no-cache": "BYPASS",
-        "large body, first": "MISS",
-        "large body, again": "HIT",
-    }
-    for name, raw in cases.items():
-        calls = served.asgi.http_calls
+    for name, (raw, expected) in cases.items():
+        asgi, handled = served.asgi.calls()
         [(status, headers, body)] = served.exchange(raw)
-        assert (status, headers["x-cache"]) == (200, expected[name]), name
-        assert served.asgi.http_calls == calls + 1, f"{name}: did not reach the ASGI app"
+        assert (status, headers["x-cache"]) == (200, expected), name
+        assert served.asgi.calls() == (asgi + 1, handled + 1), f"{name}: not through ASGI"
         assert len(json.loads(body)["data"]) == 1, name
+
+
+def test_held_requests_that_are_not_hits_go_to_handle_without_asgi(
+    served: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-direct")
+    served.exchange(post(token, "direct"))
+    cases = {
+        "a new body": (post(token, "direct, new"), "MISS"),
+        "client no-cache": (post(token, "direct", extra="cache-control: no-cache\r\n"), "BYPASS"),
+    }
+    for name, (raw, expected) in cases.items():
+        asgi, handled = served.asgi.calls()
+        [(status, headers, body)] = served.exchange(raw)
+        assert (status, headers["x-cache"]) == (200, expected), name
+        assert served.asgi.calls() == (asgi, handled + 1), f"{name}: not straight to handle"
+        assert len(json.loads(body)["data"]) == 1, name
+        assert int(headers["content-length"]) == len(body), name
+    # A miss answered directly carries the same headers as a miss answered through ASGI.
+    [(_, direct, _)] = served.exchange(post(token, "direct, compared"))
+    [(_, via_asgi, _)] = served.exchange(post(token, "via asgi, compared", chunked=True))
+    assert (direct["x-cache"], via_asgi["x-cache"]) == ("MISS", "MISS")
+    assert direct.keys() == via_asgi.keys()
+    differ = PER_REQUEST | {"content-length"}  # two inputs: two vectors
+    assert {k: v for k, v in direct.items() if k not in differ} == {
+        k: v for k, v in via_asgi.items() if k not in differ
+    }
+
+
+def test_a_client_gone_before_its_direct_answer_leaves_the_server_serving(
+    served: Served, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    token = issuer.token("ed-1", sub="hitpath-gone")
+    _, handled = served.asgi.calls()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        sock.sendall(post(token, "asked, then gone"))  # a miss: the origin takes a while
+    deadline = time.monotonic() + 30
+    while served.asgi.calls()[1] == handled:  # handle ran for it all the same
+        assert time.monotonic() < deadline, "the abandoned request never reached handle"
+        time.sleep(0.01)
+    [(status, headers, _)] = served.exchange(post(token, "asked, then gone"))
+    assert status == 200 and headers["x-cache"] in ("HIT", "MISS")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_bad_tokens_and_bodies_on_a_cached_request_get_the_asgi_errors(
@@ -210,7 +264,7 @@ def test_parser_hits_take_rate_limit_tokens_and_get_429(served: Served, issuer: 
     answers = [served.exchange(post(token, "limited"))[0] for _ in range(14)]
     statuses = [status for status, _, _ in answers]
     assert statuses == [200] * 12 + [429] * 2  # burst 12, refilled far too slowly to matter
-    remaining = [int(h["ratelimit-remaining"]) for _, h, _ in answers]
+    remaining = [int(h["ratelimit"].split(";r=")[1].split(";")[0]) for _, h, _ in answers]
     assert remaining[:12] == list(range(11, -1, -1))
     _, headers, body = answers[-1]
     assert int(headers["retry-after"]) >= 1
@@ -242,7 +296,7 @@ def test_answer_now_declines_without_counting_or_limiting(served: Served, issuer
     assert app.stats.counters != before[0]
 
 
-def test_a_failure_in_the_parser_path_leaves_the_request_to_asgi(
+def test_a_failure_in_answer_now_leaves_the_request_to_handle(
     served: Served, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = issuer.token("ed-1", sub="hitpath-fault")
@@ -252,7 +306,7 @@ def test_a_failure_in_the_parser_path_leaves_the_request_to_asgi(
         raise RuntimeError("injected")
 
     monkeypatch.setattr(served.asgi.app, "answer_now", broken)
-    calls = served.asgi.http_calls
+    asgi, handled = served.asgi.calls()
     [(status, headers, _)] = served.exchange(post(token, "fault"))
     assert (status, headers["x-cache"]) == (200, "HIT")
-    assert served.asgi.http_calls == calls + 1
+    assert served.asgi.calls() == (asgi, handled + 1)

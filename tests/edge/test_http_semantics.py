@@ -55,7 +55,8 @@ def test_allowed_origin_gets_allow_origin_and_exposed_headers(
     assert r.headers["access-control-allow-origin"] == ALLOWED
     assert "origin" in r.headers["vary"].lower()
     exposed = {h.strip() for h in r.headers["access-control-expose-headers"].split(",")}
-    assert {"x-request-id", "x-cache", "x-model-version", "ratelimit-remaining"} <= exposed
+    wanted = {"x-request-id", "x-cache", "x-model-version", "ratelimit", "ratelimit-policy"}
+    assert wanted <= exposed
 
 
 def test_preflight_for_an_allowed_origin_is_answered_by_the_edge(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from tests.edge.conftest import Issuer, Proc, embed, issuer_settings, start_edge
 
 BURST = 3
+# draft-ietf-httpapi-ratelimit-headers-10: `"<policy>";r=<remaining>;t=<reset seconds>`.
+RATELIMIT = re.compile(r'"inference";r=(\d+);t=(\d+)')
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +41,18 @@ def test_subject_over_its_bucket_gets_429_with_retry_after(edge: Proc, issuer: I
         for i in range(BURST):
             resp = embed(client, edge, token, f"rl {i}")
             assert resp.status_code == 200, resp.text
-            assert resp.headers["ratelimit-limit"] == str(BURST)
-            remaining.append(int(resp.headers["ratelimit-remaining"]))
+            # One token per 100 s: a full bucket of 3 is 300 s of refill.
+            assert resp.headers["ratelimit-policy"] == f'"inference";q={BURST};w=300'
+            parsed = RATELIMIT.fullmatch(resp.headers["ratelimit"])
+            assert parsed, resp.headers["ratelimit"]
+            remaining.append(int(parsed[1]))
+            assert int(parsed[2]) == 100 * (BURST - int(parsed[1]))  # seconds until full
         assert remaining == [2, 1, 0]
         resp = embed(client, edge, token, "one too many")
         assert resp.status_code == 429
         assert int(resp.headers["retry-after"]) >= 1
-        assert resp.headers["ratelimit-remaining"] == "0"
-        assert "ratelimit-reset" in resp.headers
+        limited = RATELIMIT.fullmatch(resp.headers["ratelimit"])
+        assert limited and limited[1] == "0"
         problem = resp.json()
         assert problem["type"] == "urn:outpost:problem:rate-limited"
         assert problem["status"] == 429

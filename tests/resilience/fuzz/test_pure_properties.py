@@ -1,10 +1,11 @@
-"""Hypothesis properties of the pure parts: edge cache keys, token parsing, edge and model
-config validation, and the origin's batcher."""
+"""Hypothesis properties of the pure parts: edge cache keys, token parsing, the edge's gzip, edge
+and model config validation, and the origin's batcher."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge.app import _gzip
 from edge.auth import Authenticator, AuthError
 from edge.cache import cache_key, canonical_json
 from edge.config import ConfigError, from_mapping
@@ -73,6 +75,24 @@ def test_cache_key_includes_the_model_version(v1: str, v2: str) -> None:
     k1 = cache_key("primary", "emb", v1, "/v1/embeddings", body, "*/*")
     k2 = cache_key("primary", "emb", v2, "/v1/embeddings", body, "*/*")
     assert (k1 == k2) == (v1 == v2)
+
+
+# -- gzip ---------------------------------------------------------------------------------------
+@PROPS
+@given(
+    unit=st.binary(min_size=1, max_size=64),
+    repeats=st.integers(1, 1500),  # up to ~96 KB: across every window size _gzip picks
+    level=st.integers(1, 9),
+)
+def test_gzip_sized_to_the_body_round_trips(unit: bytes, repeats: int, level: int) -> None:
+    body = unit * repeats
+    assert gzip.decompress(_gzip(body, level)) == body
+
+
+@pytest.mark.parametrize("level", ["0", "10", "-1"])
+def test_gzip_level_outside_1_to_9_is_a_config_error(level: str) -> None:
+    with pytest.raises(ConfigError, match="gzip_level"):
+        from_mapping({"OUTPOST_EDGE_GZIP_LEVEL": level})
 
 
 # -- token parsing ------------------------------------------------------------------------------
@@ -185,6 +205,7 @@ edge_settings = st.dictionaries(
             "OUTPOST_EDGE_TRUSTED_PROXIES",
             "OUTPOST_EDGE_LEEWAY_SECONDS",
             "OUTPOST_EDGE_MAX_ATTEMPTS",
+            "OUTPOST_EDGE_GZIP_LEVEL",
         ]
     ),
     st.text(max_size=30) | json_values.map(json.dumps),
