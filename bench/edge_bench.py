@@ -2,12 +2,14 @@
 
 1. cache-hit throughput through the local edge vs a minimal uvicorn app returning a constant
    (and, to show where the rest goes, vs the same constant app answering with the edge's exact
-   hit response: same headers, same body);
+   hit response: same headers, same body), measured in `--rounds` rounds of short windows, the
+   three servers in alternating order, each ratio taken within a round: the median and the
+   spread are reported, since background load on a shared machine moves between minutes;
 2. added latency of a miss (edge -> origin) vs calling the origin directly (p50, interleaved
    on one keep-alive connection each, so the client's own cost is the same on both paths).
 3. the Worker's import times inside real Pyodide (Node, npm `pyodide`), median of 3 runs.
 
-    .venv/bin/python bench/edge_bench.py [--seconds 5] [--concurrency 16]
+    .venv/bin/python bench/edge_bench.py [--seconds 3] [--rounds 5] [--concurrency 16]
 
 Writes bench/results/edge_bench.json. Throughput load tool: `wrk` (C, one thread, keep-alive;
 `apt-get install wrk`) when it is on PATH, else a raw asyncio keep-alive HTTP/1.1 client; the
@@ -200,15 +202,16 @@ def worker_import_times(work: Path, runs: int = 3) -> dict | None:
 def main() -> None:
     import faulthandler
 
-    faulthandler.dump_traceback_later(240, exit=True)
     p = argparse.ArgumentParser()
-    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seconds", type=float, default=3.0, help="per throughput window")
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--samples", type=int, default=300)
     p.add_argument(
         "--python-client", action="store_true", help="use the asyncio client even if wrk exists"
     )
     args = p.parse_args()
+    faulthandler.dump_traceback_later(180 + 4 * args.rounds * args.seconds, exit=True)
     logs = Path(tempfile.mkdtemp(prefix="edge-bench-"))
     from outpost.modelkit.tiny import build_tiny_embeddings
 
@@ -280,9 +283,30 @@ def main() -> None:
         pids[sport] = same.popen.pid
         rps(cport, "/", False, 1)
         rps(sport, "/", False, 1)
-        t_const = rps(cport, "/", False, args.seconds)
-        t_hit = rps(eport, "/v1/embeddings", True, args.seconds)
-        t_same = rps(sport, "/", False, args.seconds)
+        targets = {
+            "const": (cport, "/", False),
+            "hit": (eport, "/v1/embeddings", True),
+            "same": (sport, "/", False),
+        }
+        rounds: list[dict[str, dict]] = []
+        for i in range(args.rounds):
+            order = list(targets) if i % 2 == 0 else list(reversed(targets))
+            rounds.append({name: rps(*targets[name], args.seconds) for name in order})
+
+        def per_round(fn) -> list[float]:
+            return [round(fn(r), 3) for r in rounds]
+
+        def med(values: list[float]) -> float:
+            return round(statistics.median(values), 3)
+
+        def spread(values: list[float]) -> str:
+            return f"{min(values):.2f}-{max(values):.2f}"
+
+        vs_const = per_round(lambda r: r["hit"]["rps"] / r["const"]["rps"])
+        vs_same = per_round(lambda r: r["hit"]["rps"] / r["same"]["rps"])
+        cpu_ratio = per_round(
+            lambda r: r["const"]["cpu_us_per_request"] / r["hit"]["cpu_us_per_request"]
+        )
         miss_body = b'{"model":"tiny-embed","input":"miss __N__"}'
         nocache = {**auth, "cache-control": "no-cache"}
         lat = asyncio.run(
@@ -295,17 +319,29 @@ def main() -> None:
             )
         )
         result = {
-            "constant_app_rps": round(t_const["rps"]),
-            "edge_cache_hit_rps": round(t_hit["rps"]),
-            "hit_ratio_vs_constant": round(t_hit["rps"] / t_const["rps"], 3),
-            "constant_app_same_response_rps": round(t_same["rps"]),
-            "hit_ratio_vs_same_response": round(t_hit["rps"] / t_same["rps"], 3),
-            "constant_app_cpu_us_per_request": round(t_const["cpu_us_per_request"], 1),
-            "edge_hit_cpu_us_per_request": round(t_hit["cpu_us_per_request"], 1),
-            "same_response_cpu_us_per_request": round(t_same["cpu_us_per_request"], 1),
-            "hit_cpu_ratio_constant_over_edge": round(
-                t_const["cpu_us_per_request"] / t_hit["cpu_us_per_request"], 3
+            "constant_app_rps": round(statistics.median(r["const"]["rps"] for r in rounds)),
+            "edge_cache_hit_rps": round(statistics.median(r["hit"]["rps"] for r in rounds)),
+            "hit_ratio_vs_constant": med(vs_const),
+            "hit_ratio_vs_constant_spread": spread(vs_const),
+            "hit_ratio_vs_constant_rounds": vs_const,
+            "constant_app_same_response_rps": round(
+                statistics.median(r["same"]["rps"] for r in rounds)
             ),
+            "hit_ratio_vs_same_response": med(vs_same),
+            "hit_ratio_vs_same_response_spread": spread(vs_same),
+            "hit_ratio_vs_same_response_rounds": vs_same,
+            **{
+                f"{label}_cpu_us_per_request": round(
+                    statistics.median(r[name]["cpu_us_per_request"] for r in rounds), 1
+                )
+                for name, label in (
+                    ("const", "constant_app"),
+                    ("hit", "edge_hit"),
+                    ("same", "same_response"),
+                )
+            },
+            "hit_cpu_ratio_constant_over_edge": med(cpu_ratio),
+            "hit_cpu_ratio_rounds": cpu_ratio,
             "hit_response_headers": len(kept),
             "hit_response_body_bytes": len(captured.content),
             "miss_p50_direct_ms": round(lat["direct"], 3),
@@ -314,9 +350,10 @@ def main() -> None:
             "load_tool": "wrk -t1 (keep-alive)" if use_wrk else "python asyncio raw client",
             "latency_tool": "python asyncio raw client, 1 connection per target, interleaved",
             "concurrency": args.concurrency,
-            "seconds": args.seconds,
+            "seconds_per_window": args.seconds,
+            "rounds": args.rounds,
             "latency_samples": args.samples,
-            "errors": t_const["errors"] + t_hit["errors"] + t_same["errors"],
+            "errors": sum(t["errors"] for r in rounds for t in r.values()),
         }
         worker = worker_import_times(logs)
         if worker is not None:  # flat keys: the docs' benchmark table shows scalars only

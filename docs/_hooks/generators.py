@@ -597,7 +597,8 @@ def _flat(data: dict[str, Any]) -> str:
 _EDGE_LABELS = {
     "constant_app_rps": "minimal uvicorn app returning a constant (req/s)",
     "edge_cache_hit_rps": "edge answering cache hits (req/s)",
-    "hit_ratio_vs_constant": "cache-hit throughput / constant app",
+    "hit_ratio_vs_constant": "cache-hit throughput / constant app (median of rounds)",
+    "hit_ratio_vs_constant_spread": "cache-hit throughput / constant app (spread over rounds)",
     "miss_p50_direct_ms": "miss: p50 calling the origin directly (ms)",
     "miss_p50_via_edge_ms": "miss: p50 through the edge (ms)",
     "miss_added_p50_ms": "latency the edge adds to a miss (ms, p50)",
