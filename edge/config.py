@@ -117,8 +117,8 @@ class EdgeConfig:
         "Responses at least this large are gzipped if accepted.", default=1024
     )
     gzip_level: int = _doc(
-        "zlib level for gzip, 1 (fastest) to 9 (smallest). 1, nginx's default too, costs half the "
-        "CPU of 5 for embedding JSON and is about 4% larger.",
+        "zlib level for gzip, 1 (fastest) to 9 (smallest). 1, nginx's default too, cost a third "
+        "of level 5's CPU on a 4.8 KB embedding's JSON, for output about 6% larger.",
         default=1,
     )
     connect_timeout_seconds: float = _doc("Per-attempt connect timeout to an origin.", default=2.0)
