@@ -394,7 +394,7 @@ class EdgeApp:
         if not no_read:
             entry = self.cache.lookup(key)
             if entry is None and self.platform.cache_tier2 is not None:
-                entry = await self.cache.get(key)
+                entry = await self.cache.from_tier2(key)
             if entry is not None:
                 if self.cache.is_fresh(entry):
                     return self._hit(req, entry)

@@ -54,6 +54,12 @@ class AuthError(Exception):
         return ", ".join(parts)
 
 
+def _bearer_token(authorization: str) -> str | None:
+    """The token of a `Bearer` Authorization header ("" if blank), None for another scheme."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _invalid(description: str) -> AuthError:
     return AuthError(401, "invalid_token", description)
 
@@ -164,15 +170,10 @@ class Authenticator:
     def known(self, authorization: str | None, scope: str) -> Principal | None:
         """The caller if this exact token was verified before, is in date and holds `scope`;
         None otherwise, with nothing changed (`authenticate` then reports what is wrong)."""
-        if not authorization:
+        token = _bearer_token(authorization) if authorization else None
+        if not token:
             return None
-        if authorization.startswith("Bearer "):  # the usual spelling: no re-parsing
-            token = authorization[7:]
-        else:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-        principal = self._verified.get(token.strip())
+        principal = self._verified.get(token)
         if principal is None or scope not in principal.scopes:
             return None
         now = self._platform.now()
@@ -184,9 +185,8 @@ class Authenticator:
         """The caller behind the header, if it holds `scope`; raises AuthError otherwise."""
         if not authorization:
             raise AuthError(401, None, "A bearer token is required.", scope)
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer_token(authorization)
+        if not token:
             raise AuthError(401, "invalid_request", "Use the Bearer authorization scheme.", scope)
         if len(token) > MAX_TOKEN_CHARS:  # bounds parsing work and the verified-token cache
             raise _invalid("The token is too large.")

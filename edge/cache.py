@@ -126,19 +126,17 @@ class EdgeCache:
     def fresh(self, key: CacheKey) -> CachedResponse | None:
         """Tier 1's entry for `key` if it is still fresh; nothing is evicted or fetched."""
         entry = self._entries.get(key)
-        if entry is None or entry.fresh_until <= self._clock():
-            return None
-        return entry
+        return entry if entry is not None and self.is_fresh(entry) else None
 
-    async def get(self, key: CacheKey) -> CachedResponse | None:
-        """The entry (fresh or still within its stale bound), from tier 1 then tier 2."""
-        entry = self.lookup(key)
-        if entry is None and self._tier2 is not None:
-            entry = await self._tier2.get(tier2_key(key))
-            if entry is not None and entry.stale_until > self._clock():
-                self.put(key, entry)
-            else:
-                entry = None
+    async def from_tier2(self, key: CacheKey) -> CachedResponse | None:
+        """Tier 2's entry (fresh or still within its stale bound), kept in tier 1 too. For
+        callers that found nothing with `lookup`."""
+        if self._tier2 is None:
+            return None
+        entry = await self._tier2.get(tier2_key(key))
+        if entry is None or entry.stale_until <= self._clock():
+            return None
+        self.put(key, entry)
         return entry
 
     def is_fresh(self, entry: CachedResponse) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.routes import _TABLE, Route
+from edge.routes import _TABLE, SEGMENT, Route
 
 VERSION = "0.1.0"
 
@@ -147,7 +147,7 @@ def _parameters(path: str) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+            "schema": {"type": "string", "pattern": f"^{SEGMENT}$"},
         }
         for name in names
     ]

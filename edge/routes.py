@@ -27,7 +27,8 @@ class Match:
     version: str | None = None
 
 
-_SEG = r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"  # a model name or version in a path
+_SEG = f"({SEGMENT})"
 _TABLE: list[tuple[re.Pattern[str], Route]] = [
     (re.compile(r"/healthz"), Route("healthz", ("GET", "HEAD"), None, "default", local=True)),
     (re.compile(r"/metrics"), Route("metrics", ("GET",), None, "default", local=True)),

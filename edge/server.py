@@ -1,5 +1,5 @@
 """The local edge server: config from file, env and flags; uvicorn serving the ASGI adapter, with
-cache hits answered from its HTTP parser (edge.hitpath)."""
+small POSTs served without it (edge.hitpath)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        # The fast parser (with fresh cache hits answered straight from it) and loop; no
+        # The fast parser (small POSTs served without the ASGI adapter) and loop; no
         # access log (the edge logs what matters, with the request id), no `server` header.
         http=hit_first_protocol(asgi),
         loop="uvloop",

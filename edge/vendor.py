@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_DEPS: tuple[str, ...] = ("cachetools==8.0.2",)  # pinned pure-Python wheels
+WORKER_DEPS = ("cachetools==8.0.2",)  # pinned pure-Python wheels
 
 
 def vendor(dest: Path = ROOT / "python_modules") -> Path:
@@ -23,8 +23,7 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    if WORKER_DEPS:
-        _pip_install(dest)
+    _pip_install(dest)
     shutil.copytree(
         ROOT / "edge",
         dest / "edge",
