@@ -40,7 +40,7 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 # -- model.yaml reference (pydantic JSON schema) ---------------------------------------------------
-def _schema_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+def _schema_type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
         return prop["$ref"].rsplit("/", 1)[-1]
     if "enum" in prop:
@@ -48,10 +48,10 @@ def _schema_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     if "const" in prop:
         return json.dumps(prop["const"])
     if "anyOf" in prop:
-        return " | ".join(_schema_type(p, defs) for p in prop["anyOf"])
+        return " | ".join(_schema_type(p) for p in prop["anyOf"])
     kind = prop.get("type", "any")
     if kind == "array":
-        return f"list[{_schema_type(prop.get('items', {}), defs)}]"
+        return f"list[{_schema_type(prop.get('items', {}))}]"
     return str(kind)
 
 
@@ -83,7 +83,7 @@ def schema_tables(schema: dict[str, Any], title_level: int = 3) -> str:
         rows = [
             (
                 _code(field),
-                _code(_schema_type(prop, defs)),
+                _code(_schema_type(prop)),
                 _default(prop, field in required),
                 _constraints(prop),
                 prop.get("description", ""),
@@ -104,17 +104,6 @@ def model_config_reference() -> str:
         "Unknown keys are rejected (a typo is an error, not a silently ignored field).\n\n"
         + schema_tables(ModelConfig.model_json_schema())
     )
-
-
-def model_config_fields() -> list[str]:
-    """Every field name of ModelConfig and its nested models (used by the docs tests)."""
-    from origin.repository.config import ModelConfig
-
-    schema = ModelConfig.model_json_schema()
-    names = list(schema["properties"])
-    for obj in schema.get("$defs", {}).values():
-        names += list(obj.get("properties", {}))
-    return names
 
 
 # -- settings references ---------------------------------------------------------------------------
@@ -160,7 +149,10 @@ def edge_config_reference() -> str:
         "Generated from the dataclasses in `edge/config.py` (each field's `metadata['doc']`) when "
         "the docs were built. In Workers these are `[vars]` or secrets in `wrangler.toml`; "
         "locally they are environment variables (JSON for lists and objects).\n\n",
-        table(["env var", "default", "meaning"], _edge_rows(edge_config.field_docs())),
+        table(
+            ["env var", "default", "meaning"],
+            [(_code(env), _code(default), doc) for env, default, doc in edge_config.field_docs()],
+        ),
     ]
     for cls in (
         edge_config.OriginSpec,
@@ -178,11 +170,6 @@ def edge_config_reference() -> str:
     return "".join(out)
 
 
-def _edge_rows(items: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, str]]:
-    for env, default, doc in items:
-        yield _code(env), _code(default), doc
-
-
 # -- metrics ---------------------------------------------------------------------------------------
 def _collectors(registry: Any) -> Iterator[Any]:
     from prometheus_client import CollectorRegistry
@@ -192,13 +179,6 @@ def _collectors(registry: Any) -> Iterator[Any]:
             yield from _collectors(collector)
         else:
             yield collector
-
-
-_SUFFIXES = {
-    "counter": ("_total",),
-    "histogram": ("_bucket", "_sum", "_count"),
-    "summary": ("_sum", "_count"),
-}
 
 
 def origin_metrics() -> list[dict[str, Any]]:
@@ -212,15 +192,13 @@ def origin_metrics() -> list[dict[str, Any]]:
     for collector in _collectors(app.state.metrics.registry):
         labels = tuple(getattr(collector, "_labelnames", ()))
         for metric in collector.describe():
-            suffixes = _SUFFIXES.get(metric.type, ("",))
-            exposed = metric.name + suffixes[0] if metric.type == "counter" else metric.name
+            exposed = metric.name + "_total" if metric.type == "counter" else metric.name
             rows.append(
                 {
                     "name": exposed,
                     "type": metric.type,
                     "labels": labels,
                     "help": metric.documentation,
-                    "series": [metric.name + s for s in suffixes if s] or [metric.name],
                 }
             )
     return rows
@@ -372,11 +350,9 @@ def origin_openapi() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as empty:
         app: FastAPI = create_app(OriginSettings(models_dir=Path(empty), watch=False))
-    if not any(getattr(r, "path", "") == "/oauth/token" for r in app.routes):
-        # The identity component wires its routes at start-up (it needs Vault); the handlers
-        # never run here, so the router can be built with no issuer behind it.
-        app.include_router(build_router(IdentitySettings(), None, None, VaultMetrics()))  # type: ignore[arg-type]
-        app.openapi_schema = None
+    # The identity component wires its routes at start-up (it needs Vault); the handlers
+    # never run here, so the router can be built with no issuer behind it.
+    app.include_router(build_router(IdentitySettings(), None, None, VaultMetrics()))  # type: ignore[arg-type]
     return app.openapi()
 
 
@@ -414,7 +390,7 @@ def openapi_markdown(doc: dict[str, Any]) -> str:
                             (
                                 _code(p["name"]),
                                 p.get("in", ""),
-                                _code(_schema_type(p.get("schema", {}), {})),
+                                _code(_schema_type(p.get("schema", {}))),
                                 "yes" if p.get("required") else "no",
                                 p.get("description", ""),
                             )
@@ -589,8 +565,12 @@ def _origin_load(data: dict[str, Any]) -> str:
     )
 
 
-def _flat(data: dict[str, Any]) -> str:
-    rows = [(_code(k), v) for k, v in data.items() if not isinstance(v, dict | list)]
+def _flat(data: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    rows = [
+        ((labels or {}).get(k, _code(k)), v)
+        for k, v in data.items()
+        if not isinstance(v, dict | list)
+    ]
     return table(["measure", "value"], rows)
 
 
@@ -603,15 +583,6 @@ _EDGE_LABELS = {
     "miss_p50_via_edge_ms": "miss: p50 through the edge (ms)",
     "miss_added_p50_ms": "latency the edge adds to a miss (ms, p50)",
 }
-
-
-def _edge_bench(data: dict[str, Any]) -> str:
-    rows = [
-        (_EDGE_LABELS.get(k, _code(k)), v)
-        for k, v in data.items()
-        if not isinstance(v, dict | list)
-    ]
-    return table(["measure", "value"], rows)
 
 
 def _peers(data: dict[str, Any]) -> str:
@@ -756,7 +727,7 @@ def benchmarks_reference() -> str:
     out.append("\n### Edge overhead (`bench/edge_bench.py`)\n\n")
     data = _load_result("edge_bench.json")
     out.append(
-        _edge_bench(data)
+        _flat(data, _EDGE_LABELS)
         if data
         else _not_measured("edge_bench.json", ".venv/bin/python bench/edge_bench.py")
     )
