@@ -79,10 +79,10 @@ if auth ~= nil and auth ~= "" then wrk.headers["authorization"] = auth end
 """
 
 
-def wrk_rps(url: str, body: bytes, auth: str, seconds: float, concurrency: int) -> dict:
-    """Requests/s of 200 answers measured by `wrk` (one thread)."""
-    script = Path(tempfile.mkdtemp(prefix="wrk-")) / "post.lua"
-    script.write_text(WRK_SCRIPT)
+def wrk_rps(
+    url: str, script: Path, body: bytes, auth: str, seconds: float, concurrency: int
+) -> dict:
+    """Requests/s of 200 answers measured by `wrk` (one thread) running `script` (WRK_SCRIPT)."""
     env = {**os.environ, "WRK_BODY": body.decode(), "WRK_AUTH": auth}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
@@ -245,6 +245,8 @@ def main() -> None:
         eport = int(edge.url.rsplit(":", 1)[1])
         oport = int(origin.url.rsplit(":", 1)[1])
         pids = {cport: const.popen.pid, eport: edge.popen.pid}
+        wrk_script = logs / "post.lua"
+        wrk_script.write_text(WRK_SCRIPT)
 
         def rps(port: int, path: str, with_auth: bool, seconds: float) -> dict:
             """Throughput, plus the server's CPU time per request: robust to other load on
@@ -253,7 +255,9 @@ def main() -> None:
             before = server.cpu_times()
             if use_wrk:
                 url = f"http://127.0.0.1:{port}{path}"
-                out = wrk_rps(url, body, bearer if with_auth else "", seconds, args.concurrency)
+                out = wrk_rps(
+                    url, wrk_script, body, bearer if with_auth else "", seconds, args.concurrency
+                )
             else:
                 raw = request_bytes(port, path, body, auth if with_auth else {})
                 out = asyncio.run(throughput(port, raw, seconds, args.concurrency))

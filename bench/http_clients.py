@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,10 @@ import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import free_port  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "http_clients.json"
 APP = """
 BODY = b'{"data":[' + b",".join(b"0.123456" for _ in range(384)) + b"]}"
@@ -42,12 +45,6 @@ async def app(scope, receive, send):
 """
 BODY = b'{"model":"minilm","input":"hello world"}'
 HEADERS = {"content-type": "application/json", "authorization": "Bearer x"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def measure(call: Callable[[], Awaitable[None]], n: int) -> tuple[float, float]:

@@ -236,32 +236,26 @@ def pct(values: list[float], q: float) -> float:
 def summarise(
     rec: Recorder, rss: dict[str, list], cache: list[list[float]], args: argparse.Namespace
 ) -> dict[str, Any]:
+
+    def stats(rows: list[tuple[float, str, int, float]]) -> dict[str, Any]:
+        lat = [s[3] for s in rows if 0 < s[2] < 400]
+        return {
+            "requests": len(rows),
+            "errors": sum(1 for s in rows if s[2] == 0 or s[2] >= 400),
+            "p50_ms": round(pct(lat, 50), 2),
+            "p99_ms": round(pct(lat, 99), 2),
+        }
+
     per_minute = []
     minutes = int(args.minutes * 60 // 60) + 1
     for m in range(minutes):
         window = [s for s in rec.samples if m * 60 <= s[0] < (m + 1) * 60]
         if not window:
             continue
-        lat = [s[3] for s in window if 0 < s[2] < 400]
-        per_minute.append(
-            {
-                "minute": m,
-                "requests": len(window),
-                "errors": sum(1 for s in window if s[2] == 0 or s[2] >= 400),
-                "p50_ms": round(pct(lat, 50), 2),
-                "p99_ms": round(pct(lat, 99), 2),
-            }
-        )
+        per_minute.append({"minute": m, **stats(window)})
     by_kind: dict[str, dict[str, Any]] = {}
     for kind in sorted({s[1] for s in rec.samples}):
-        rows = [s for s in rec.samples if s[1] == kind]
-        lat = [s[3] for s in rows if 0 < s[2] < 400]
-        by_kind[kind] = {
-            "requests": len(rows),
-            "errors": sum(1 for s in rows if s[2] == 0 or s[2] >= 400),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p99_ms": round(pct(lat, 99), 2),
-        }
+        by_kind[kind] = stats([s for s in rec.samples if s[1] == kind])
     warm = args.warmup_minutes * 60
     growth: dict[str, dict[str, float]] = {}
     for name, series in rss.items():

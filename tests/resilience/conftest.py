@@ -3,7 +3,6 @@ a token issuer on a real HTTP server), reusing the origin and edge suites' helpe
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.edge.conftest import Issuer, Proc, issuer, serve_issuer, start_edge  # noqa: F401
+from tests.edge.conftest import Issuer, Proc, issuer, start_edge  # noqa: F401
 from tests.origin.conftest import OriginProcess, install_version, tiny_src  # noqa: F401
 
 EMB = "emb"
@@ -45,7 +44,6 @@ class Stack:
     origins: list[OriginProcess]
     edge: Proc
     issuer: Issuer
-    models_dir: Path
 
     def token(self, **overrides: Any) -> str:
         return self.issuer.token("ed-1", **overrides)
@@ -77,7 +75,7 @@ def stack(tiny_src: Path, issuer: Issuer, res_tmp: Path) -> Iterator[Stack]:  # 
         res_tmp,
     )
     try:
-        yield Stack(origins, edge, issuer, models)
+        yield Stack(origins, edge, issuer)
     finally:
         edge.stop()
         for o in origins:
@@ -88,11 +86,6 @@ def stack(tiny_src: Path, issuer: Issuer, res_tmp: Path) -> Iterator[Stack]:  # 
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30) as c:
         yield c
-
-
-def copy_tree(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest)
-    return dest
 
 
 class EchoOrigin:

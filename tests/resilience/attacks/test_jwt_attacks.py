@@ -10,6 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from edge.auth import b64url_decode
 from tests.edge.conftest import b64url
 from tests.resilience.conftest import EMB, Stack
 
@@ -49,24 +50,16 @@ def forge(stack: Stack, name: str) -> str:
 
 def retag(token: str, **header: object) -> str:
     head, payload, sig = token.split(".")
-    from tests.edge.conftest import b64url
-
-    decoded = json.loads(_unb64(head))
+    decoded = json.loads(b64url_decode(head))
     decoded.update(header)
     return f"{b64url(json.dumps(decoded).encode())}.{payload}.{sig}"
 
 
 def tamper(payload: str) -> str:
-    claims = json.loads(_unb64(payload))
+    claims = json.loads(b64url_decode(payload))
     claims["scope"] = "inference models:read admin"
     claims["sub"] = "admin"
     return b64url(json.dumps(claims).encode())
-
-
-def _unb64(seg: str) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))
 
 
 ATTACKS = [

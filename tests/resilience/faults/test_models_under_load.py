@@ -135,13 +135,14 @@ def test_broken_model_folders_are_reported_and_serving_continues(
         shutil.copytree(live_origin.models_dir / EMB / "1", bad_version)
         (bad_version / "model.onnx").write_bytes(b"\x08\x01garbage")
         place(bad_version, live_origin.models_dir / EMB / "9")
-        wait_until(
-            lambda: (
-                all(model_errors(models(base).get(f"broken-{k}")) for k in BROKEN)
-                and any(v.get("error") for v in models(base)[EMB]["versions"] if v["version"] == 9)
-            ),
-            timeout=60,
-        )
+
+        def all_reported() -> bool:
+            listing = models(base)
+            return all(model_errors(listing.get(f"broken-{k}")) for k in BROKEN) and any(
+                v.get("error") for v in listing[EMB]["versions"] if v["version"] == 9
+            )
+
+        wait_until(all_reported, timeout=60)
         load.wait_for(20)
     assert load.failures == [], load.failures[:5]
     listing = models(base)

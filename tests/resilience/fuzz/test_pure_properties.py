@@ -4,7 +4,6 @@ and model config validation, and the origin's batcher."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import json
 import random
@@ -23,6 +22,7 @@ from edge.config import ConfigError, from_mapping
 from edge.runtime.local import LocalPlatform
 from origin.engine.batcher import Batcher
 from origin.repository.config import BatchingConfig, ModelFolderError, parse_model_config
+from tests.edge.conftest import b64url
 
 PROPS = settings(max_examples=150, derandomize=True, deadline=None)
 
@@ -108,10 +108,6 @@ def authenticator() -> Authenticator:
     return Authenticator(config, LocalPlatform(connect_timeout=0.2))
 
 
-def seg(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 header_json = st.fixed_dictionaries(
     {},
     optional={
@@ -129,16 +125,16 @@ payload_json = st.fixed_dictionaries(
         "sub": json_values,
     },
 )
-raw_segments = st.binary(max_size=64).map(seg) | st.text(max_size=20)
+raw_segments = st.binary(max_size=64).map(b64url) | st.text(max_size=20)
 tokens = (
     st.text(max_size=200)
     | st.lists(raw_segments, min_size=1, max_size=5).map(".".join)
     | st.tuples(
-        header_json.map(lambda h: seg(json.dumps(h).encode())),
-        payload_json.map(lambda p: seg(json.dumps(p).encode())),
+        header_json.map(lambda h: b64url(json.dumps(h).encode())),
+        payload_json.map(lambda p: b64url(json.dumps(p).encode())),
         raw_segments,
     ).map(".".join)
-    | st.integers(1, 5000).map(lambda n: seg(b"[" * n + b"]" * n) + ".e30.AA")
+    | st.integers(1, 5000).map(lambda n: b64url(b"[" * n + b"]" * n) + ".e30.AA")
 )
 
 
