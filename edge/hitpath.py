@@ -118,16 +118,14 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
                 return
             self._held = None
             req: EdgeRequest | None = None
-            raw: bytes | None = None
+            resp: EdgeResponse | None = None
             try:
                 req = self._request(bytes(held))
                 resp = edge.app.answer_now(req)
-                if resp is not None:
-                    raw = encode_response(resp, self._default_headers())
             except Exception:  # a bug here must not cost the request: `handle` answers it
                 log.exception("answering from the parser failed; handing over")
-            if raw is not None:
-                self.transport.write(raw)
+            if resp is not None:  # counted and limited already: it is answered here, once
+                self.transport.write(self._encode(resp, keep_alive=True))
                 self.on_response_complete()  # keep-alive timer, pipelined requests
                 return
             # uvicorn's cycle, as it would have started it: it keeps pipelining, shutdown and
@@ -153,13 +151,7 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
         async def _serve(self, cycle: RequestResponseCycle, req: EdgeRequest) -> None:
             """`handle` a held request and write the answer as uvicorn's cycle would."""
             resp = await edge.app.handle(req)
-            try:
-                raw = encode_response(resp, self._default_headers(), cycle.keep_alive)
-            except ValueError:  # uvicorn's rule for header values: its ASGI path answers 500
-                log.exception("request_id=%s unsendable response", resp.headers.get("x-request-id"))
-                rid = resp.headers.get("x-request-id", "")
-                failed = problem(500, "internal", "Internal error.", rid, {"x-request-id": rid})
-                raw = encode_response(failed, self._default_headers(), cycle.keep_alive)
+            raw = self._encode(resp, cycle.keep_alive)
             if self.flow.write_paused and not cycle.disconnected:
                 await self.flow.drain()  # the client is not reading: wait, as uvicorn does
             if cycle.disconnected:
@@ -169,6 +161,17 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
             if not cycle.keep_alive:  # graceful shutdown began meanwhile
                 self.transport.close()
             self.on_response_complete()
+
+        def _encode(self, resp: EdgeResponse, keep_alive: bool) -> bytes:
+            """`resp` on the wire; a 500 problem instead if a header value is unsendable
+            (uvicorn's rule: its ASGI path answers 500 too)."""
+            try:
+                return encode_response(resp, self._default_headers(), keep_alive)
+            except ValueError:
+                rid = resp.headers.get("x-request-id", "")
+                log.exception("request_id=%s unsendable response", rid)
+                failed = problem(500, "internal", "Internal error.", rid, {"x-request-id": rid})
+                return encode_response(failed, self._default_headers(), keep_alive)
 
         def _request(self, body: bytes) -> EdgeRequest:
             url = httptools.parse_url(self.url)

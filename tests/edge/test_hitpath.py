@@ -310,3 +310,29 @@ def test_a_failure_in_answer_now_leaves_the_request_to_handle(
     [(status, headers, _)] = served.exchange(post(token, "fault"))
     assert (status, headers["x-cache"]) == (200, "HIT")
     assert served.asgi.calls() == (asgi, handled + 1)
+
+
+def test_a_hit_with_an_unsendable_header_is_answered_500_once_by_the_parser(
+    served: Served, issuer: Issuer
+) -> None:
+    app = served.asgi.app
+    token = issuer.token("ed-1", sub="hitpath-unsendable")
+    keys = set(app.cache._entries.keys())
+    served.exchange(post(token, "unsendable"))  # cached now
+    [key] = set(app.cache._entries.keys()) - keys
+    app.cache._entries[key].headers["x-model-name"] = "broken\x01name"  # uvicorn refuses this
+
+    def total(metric: str) -> int:
+        return sum(app.stats.counters[metric].values())
+
+    counted = (total("outpost_edge_requests_total"), total("outpost_edge_cache_total"))
+    calls = served.asgi.calls()
+    [(status, headers, body)] = served.exchange(post(token, "unsendable", rid="unsendable-1"))
+    assert status == 500 and json.loads(body)["status"] == 500
+    assert headers["x-request-id"] == "unsendable-1"
+    assert served.asgi.calls() == calls  # neither ASGI nor `handle` saw it a second time
+    # Counted (and rate-limited) once, as a hit: not again by `handle`.
+    assert (total("outpost_edge_requests_total"), total("outpost_edge_cache_total")) == (
+        counted[0] + 1,
+        counted[1] + 1,
+    )
