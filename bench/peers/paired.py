@@ -6,14 +6,18 @@ On a shared 2-core machine the background load moves a lot between minutes, so r
 (each server started in turn) show a wide spread. Here Outpost's fp32 origin, infinity-emb
 (optimum) and the edge in front of that same origin are all started once (idle servers use no
 CPU), then measured one after another in short windows, `--pairs` times, at the key cell
-(32 clients, short single inputs). Each ratio compares windows seconds apart. Results:
-bench/results/peers-paired.json.
+(32 clients, short single inputs). Each ratio compares windows seconds apart. The edge is
+measured twice: as mobile clients call it (accepting gzip, so it compresses every answer) and
+asking for `Accept-Encoding: identity` (the origin's bytes, forwarded unchanged), to separate
+what forwarding costs from what compressing costs. Results: bench/results/peers-paired.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -21,13 +25,40 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
 from issuer import BenchIssuer
 
 OUT = run.ROOT / "bench" / "results" / "peers-paired.json"
-ORDER = ["outpost-fp32", "infinity-optimum", "edge-nocache"]
+ORDER = ["outpost-fp32", "infinity-optimum", "edge-nocache", "edge-nocache-identity"]
+
+
+def cpu_seconds(live: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU seconds used so far by each server started here (with its child processes), and
+    as "load generator" by the load generator runs that have finished."""
+    used = {}
+    for name, proc in live.items():
+        used[name] = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                used[name] += t.user + t.system
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)  # load generators, once waited for
+    used["load generator"] = own.ru_utime + own.ru_stime
+    return used
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each process's share of all the CPU time used between two `cpu_seconds` readings.
+
+    Shares, not CPU per request: this VM's process CPU times include time the hypervisor took
+    (seen: CPU per request moves with requests/s window to window), shares are unaffected."""
+    spent = {name: after[name] - before[name] for name in after}
+    total = sum(spent.values()) or 1.0
+    return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}
 
 
 def main() -> None:
@@ -38,6 +69,7 @@ def main() -> None:
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
     specs = {s.name: s for s in servers.all_specs(ctx, run.STATE, run.ORIGIN_SETTINGS)}
+    specs["edge-nocache-identity"] = servers.edge_spec(identity=True)
     servers.prepare_origin_models(ctx, run.STATE)
     windows: dict[str, list[dict]] = {n: [] for n in ORDER}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -51,11 +83,14 @@ def main() -> None:
         for i in range(args.pairs):
             for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
                 base, launch, sampler = live[name]
+                procs = {n: s.proc for n, (_, _, s) in live.items()}
+                cpu0 = cpu_seconds(procs)
                 cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
+                cell["cpu_share"] = cpu_shares(cpu0, cpu_seconds(procs))
                 windows[name].append(cell)
                 print(
                     f"  {i} {name:18s} {cell['sentences_per_s']:7.1f} sent/s "
-                    f"p99 {cell['p99_ms']} ms err {cell['errors']}",
+                    f"p99 {cell['p99_ms']} ms err {cell['errors']} cpu {cell['cpu_share']}",
                     flush=True,
                 )
     issuer.close()
@@ -65,6 +100,13 @@ def main() -> None:
             round(x[field] / y[field], 3)
             for x, y in zip(windows[a], windows[b], strict=True)
             if x[field] and y[field]
+        ]
+
+    def origin_share(edge: str) -> list[float]:
+        """Per pair: the origin's CPU share through `edge` over its share alone."""
+        return [
+            round(e["cpu_share"].get("outpost-fp32", 0.0) / o["cpu_share"]["outpost-fp32"], 3)
+            for e, o in zip(windows[edge], windows["outpost-fp32"], strict=True)
         ]
 
     result = {
@@ -78,12 +120,17 @@ def main() -> None:
         "origin_vs_infinity_p99": ratios("outpost-fp32", "infinity-optimum", "p99_ms"),
         "edge_vs_origin_throughput": ratios("edge-nocache", "outpost-fp32", "sentences_per_s"),
         "edge_vs_origin_p99": ratios("edge-nocache", "outpost-fp32", "p99_ms"),
+        "edge_identity_vs_origin_throughput": ratios(
+            "edge-nocache-identity", "outpost-fp32", "sentences_per_s"
+        ),
+        "edge_identity_vs_origin_p99": ratios("edge-nocache-identity", "outpost-fp32", "p99_ms"),
+        # With the cores saturated the origin's throughput follows its share of the CPU.
+        "edge_vs_origin_cpu_share": origin_share("edge-nocache"),
+        "edge_identity_vs_origin_cpu_share": origin_share("edge-nocache-identity"),
     }
     for k in list(result):
         if isinstance(result[k], list) and k != "windows" and result[k]:
-            result[
-                k.replace("_throughput", "_throughput_median").replace("_p99", "_p99_median")
-            ] = round(statistics.median(result[k]), 3)
+            result[k + "_median"] = round(statistics.median(result[k]), 3)
     OUT.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
 

@@ -201,6 +201,35 @@ def paired_markdown(path: Path = PAIRED) -> list[str]:
 
     tp, p99 = p["origin_vs_infinity_throughput"], p["origin_vs_infinity_p99"]
     etp, ep99 = p["edge_vs_origin_throughput"], p["edge_vs_origin_p99"]
+    identity = []
+    if p.get("edge_identity_vs_origin_throughput"):  # runs before this variant existed lack it
+        itp, ip99 = p["edge_identity_vs_origin_throughput"], p["edge_identity_vs_origin_p99"]
+        identity = [
+            "- Edge (cache off, `Accept-Encoding: identity`: the origin's bytes, no gzip) / "
+            f"origin throughput: median **{statistics.median(itp):.2f}x** ({fmt(itp)}); p99: "
+            f"median **{statistics.median(ip99):.2f}x**. Against the line above: what "
+            "compressing costs, within the window-to-window noise."
+        ]
+    if p.get("edge_vs_origin_cpu_share"):  # runs before the CPU shares were recorded lack it
+
+        def share(server: str, process: str) -> float:
+            return statistics.median(c["cpu_share"].get(process, 0.0) for c in w[server]) * 100
+
+        kept, kept_id = p["edge_vs_origin_cpu_share"], p["edge_identity_vs_origin_cpu_share"]
+        identity.append(
+            "- Where the CPU went (median share of all CPU time used in a window): with the "
+            f"origin alone, origin {share('outpost-fp32', 'outpost-fp32'):.0f}% and load "
+            f"generator {share('outpost-fp32', 'load generator'):.0f}%; through the edge, "
+            f"origin {share('edge-nocache', 'outpost-fp32'):.0f}%, edge "
+            f"{share('edge-nocache', 'edge-nocache'):.0f}%, load generator "
+            f"{share('edge-nocache', 'load generator'):.0f}% (identity: edge "
+            f"{share('edge-nocache-identity', 'edge-nocache-identity'):.0f}%, load generator "
+            f"{share('edge-nocache-identity', 'load generator'):.0f}%). With the cores "
+            "saturated the origin's throughput follows its share; through the edge it keeps a "
+            f"median **{statistics.median(kept):.2f}x** of its share alone ({fmt(kept)}), "
+            f"with identity **{statistics.median(kept_id):.2f}x** ({fmt(kept_id)}): steadier "
+            "between windows than requests/s."
+        )
     rows = [
         f"| {name} | {statistics.median(c['sentences_per_s'] for c in cells):.0f} | "
         f"{min(c['sentences_per_s'] for c in cells):.0f}-"
@@ -224,7 +253,10 @@ def paired_markdown(path: Path = PAIRED) -> list[str]:
         f"- Outpost fp32 / infinity (optimum) throughput: median **{statistics.median(tp):.2f}x**"
         f" (per window: {fmt(tp)}); p99: median **{statistics.median(p99):.2f}x** ({fmt(p99)}).",
         f"- Edge (cache off) / origin throughput: median **{statistics.median(etp):.2f}x** "
-        f"({fmt(etp)}); p99: median **{statistics.median(ep99):.2f}x**.",
+        f"({fmt(etp)}); p99: median **{statistics.median(ep99):.2f}x**. The load generator "
+        "accepts gzip, as mobile clients do, so the edge compresses every answer; the origin "
+        "alone sends them uncompressed.",
+        *identity,
     ]
 
 

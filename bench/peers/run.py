@@ -56,6 +56,8 @@ MATRIX: list[tuple[str, int, list[int], float]] = [
 KEY_CELL = ("short", 1, 32, 1.0)
 
 # Outpost origin settings used for every Outpost run (recorded in the results).
+WARMUP_S = 1.5  # seconds of load discarded before each cell's measured window
+
 ORIGIN_SETTINGS: dict[str, str] = {
     "OUTPOST_ORIGIN_LOG_LEVEL": "warning",
     "OUTPOST_ORIGIN_ACCESS_LOG": "false",  # peers run without access logs too
@@ -218,7 +220,7 @@ def run_cell(
         "--duration",
         str(duration),
         "--warmup",
-        "1.5",
+        str(WARMUP_S),
     ]
     for name, value in launch.headers.items():
         argv += ["--header", f"{name}: {value}"]

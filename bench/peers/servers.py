@@ -178,12 +178,15 @@ def _last_line(argv: list[str], timeout: float, what: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def edge_spec(upstream: str = "outpost-fp32") -> ServerSpec:
+def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerSpec:
     """`python -m edge` in front of Outpost's fp32 origin, caching off, limits out of the way.
 
     Caching is off per request (`Cache-Control: no-store`, the edge answers `X-Cache: BYPASS`),
     auth is on (a real Ed25519 JWT checked against a JWKS), rate limits are raised far above
-    the load so they never answer 429.
+    the load so they never answer 429. The load generator accepts gzip, as mobile HTTP clients
+    do, so the edge compresses each answer (the origin alone never does); with `identity` it
+    asks for `Accept-Encoding: identity` instead and gets the origin's bytes unchanged, which
+    separates the cost of forwarding from the cost of compressing.
     """
 
     def launch(port: int, ctx: dict) -> Launch:
@@ -217,12 +220,17 @@ def edge_spec(upstream: str = "outpost-fp32") -> ServerSpec:
             cwd=ROOT,
             health_path="/healthz",
             embeddings_path="/v1/embeddings",
-            headers={"Authorization": f"Bearer {issuer.token()}", "Cache-Control": "no-store"},
+            headers={
+                "Authorization": f"Bearer {issuer.token()}",
+                "Cache-Control": "no-store",
+                **({"Accept-Encoding": "identity"} if identity else {}),
+            },
         )
 
     return ServerSpec(
-        "edge-nocache",
-        "Outpost edge -> origin (fp32, cache off)",
+        "edge-nocache-identity" if identity else "edge-nocache",
+        "Outpost edge -> origin (fp32, cache off"
+        + (", no gzip: Accept-Encoding identity)" if identity else ")"),
         "fp32",
         launch,
         needs=[upstream],
