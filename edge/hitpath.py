@@ -163,11 +163,11 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
             self.on_response_complete()
 
         def _encode(self, resp: EdgeResponse, keep_alive: bool) -> bytes:
-            """`resp` on the wire; a 500 problem instead if a header value is unsendable
-            (uvicorn's rule: its ASGI path answers 500 too)."""
+            """`resp` on the wire; a 500 problem instead if it cannot be sent, such as a header
+            value uvicorn refuses (its ASGI path answers 500 too)."""
             try:
                 return encode_response(resp, self._default_headers(), keep_alive)
-            except ValueError:
+            except Exception:  # raised from a parser callback it would cost the connection
                 rid = resp.headers.get("x-request-id", "")
                 log.exception("request_id=%s unsendable response", rid)
                 failed = problem(500, "internal", "Internal error.", rid, {"x-request-id": rid})

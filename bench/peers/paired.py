@@ -55,7 +55,7 @@ def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     """Each process's share of all the CPU time used between two `cpu_seconds` readings.
 
     Shares, not CPU per request: this VM's process CPU times include time the hypervisor took
-    (seen: CPU per request moves with requests/s window to window), shares are unaffected."""
+    (seen: CPU per request moves with requests/s window to window); shares move far less."""
     spent = {name: after[name] - before[name] for name in after}
     total = sum(spent.values()) or 1.0
     return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}

@@ -55,9 +55,9 @@ MATRIX: list[tuple[str, int, list[int], float]] = [
 ]
 KEY_CELL = ("short", 1, 32, 1.0)
 
-# Outpost origin settings used for every Outpost run (recorded in the results).
 WARMUP_S = 1.5  # seconds of load discarded before each cell's measured window
 
+# Outpost origin settings used for every Outpost run (recorded in the results).
 ORIGIN_SETTINGS: dict[str, str] = {
     "OUTPOST_ORIGIN_LOG_LEVEL": "warning",
     "OUTPOST_ORIGIN_ACCESS_LOG": "false",  # peers run without access logs too
