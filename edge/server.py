@@ -95,18 +95,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     gc.collect()
     gc.freeze()
     uvicorn.run(
-        asgi,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        # The fast parser (small POSTs served without the ASGI adapter) and loop; no
-        # access log (the edge logs what matters, with the request id), no `server` header.
-        http=hit_first_protocol(asgi),
-        loop="uvloop",
-        access_log=False,
-        server_header=False,
-        lifespan="on",
+        asgi, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(asgi)
+    )
+
+
+def uvicorn_options(asgi: ASGIEdge) -> dict[str, Any]:
+    """How uvicorn serves the edge (besides where and what it logs); tests run the same."""
+    return {
+        # The fast parser (small POSTs served without the ASGI adapter) and loop; no access
+        # log (the edge logs what matters, with the request id), no `server` header.
+        "http": hit_first_protocol(asgi),
+        "loop": "uvloop",
+        "access_log": False,
+        "server_header": False,
+        "lifespan": "on",
         # The edge decides itself which peers' X-Forwarded-For to trust (trusted_proxies);
         # uvicorn's own proxy handling would trust any loopback peer's header.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+    }

@@ -9,21 +9,19 @@ import copy
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from edge.app import EdgeApp
 from edge.asgi import ASGIEdge
 from edge.config import from_mapping
-from edge.hitpath import hit_first_protocol
 from edge.messages import EdgeRequest, EdgeResponse
 from edge.runtime.local import LocalPlatform
-from tests.conftest import free_port
+from edge.server import uvicorn_options
+from tests.conftest import ServedApp
 from tests.edge.conftest import EMBED_MODEL, Issuer, Proc
 
 # Headers that differ between any two answers, whichever path: not compared.
@@ -117,28 +115,8 @@ def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
     )
     platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
     asgi = CountingEdge(CountingApp(config, platform), on_shutdown=platform.aclose)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            asgi,
-            host="127.0.0.1",
-            port=port,
-            http=hit_first_protocol(asgi),
-            loop="uvloop",
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Served(asgi, port)
-    server.should_exit = True
-    thread.join(timeout=15)
+    with ServedApp(asgi, **uvicorn_options(asgi)) as server:  # as `python -m edge` serves it
+        yield Served(asgi, server.port)
 
 
 def test_a_hit_is_answered_by_the_parser_and_matches_the_asgi_hit(

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
@@ -22,7 +19,7 @@ from origin.identity.settings import IdentitySettings
 from origin.secrets.client import AppRoleCredentials
 from origin.secrets.component import SecretsComponent
 from origin.secrets.settings import VaultSettings
-from tests.conftest import free_port
+from tests.conftest import ServedApp, free_port
 from vault.bootstrap import BootstrapResult, bootstrap
 from vault.server import POLICY_DIR, VaultProcess, ensure_state, start_dev_vault
 
@@ -108,30 +105,6 @@ def build_app(secrets_c: SecretsComponent, identity: IdentityComponent) -> FastA
         return Response(generate_latest(secrets_c.metrics.registry), media_type="text/plain")
 
     return app
-
-
-class ServedApp:
-    """A real uvicorn server in a thread on a free port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServedApp:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def identity_stack(
