@@ -24,8 +24,9 @@ def freeze_long_lived() -> None:
     start = time.perf_counter()
     gc.collect()
     gc.freeze()
-    log.debug(
-        "gc: %d objects frozen in %.1f ms",
-        gc.get_freeze_count(),
-        (time.perf_counter() - start) * 1000,
-    )
+    if log.isEnabledFor(logging.DEBUG):  # counting walks every frozen object
+        log.debug(
+            "gc: %d objects frozen in %.1f ms",
+            gc.get_freeze_count(),
+            (time.perf_counter() - start) * 1000,
+        )

@@ -101,16 +101,12 @@ def _build_models(settings: StackSettings, console: Console) -> None:
         )
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def stop_on_signals() -> None:
     """Make SIGTERM and SIGHUP stop the stack like Ctrl-C does, and re-arm SIGINT even when our
     parent started us with it ignored (background jobs of a non-interactive shell are). The
     children run in their own sessions, so without this a `kill` would orphan them."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+        signal.signal(sig, signal.default_int_handler)
 
 
 def run_stack(settings: StackSettings, console: Console) -> int:
