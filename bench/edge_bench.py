@@ -306,6 +306,10 @@ def main() -> None:
         def spread(values: list[float]) -> str:
             return f"{min(values):.2f}-{max(values):.2f}"
 
+        def mid(target: str, field: str) -> float:
+            """`field` of `target`, median over the rounds."""
+            return statistics.median(r[target][field] for r in rounds)
+
         vs_const = per_round(lambda r: r["hit"]["rps"] / r["const"]["rps"])
         vs_same = per_round(lambda r: r["hit"]["rps"] / r["same"]["rps"])
         cpu_ratio = per_round(
@@ -323,27 +327,18 @@ def main() -> None:
             )
         )
         result = {
-            "constant_app_rps": round(statistics.median(r["const"]["rps"] for r in rounds)),
-            "edge_cache_hit_rps": round(statistics.median(r["hit"]["rps"] for r in rounds)),
+            "constant_app_rps": round(mid("const", "rps")),
+            "edge_cache_hit_rps": round(mid("hit", "rps")),
             "hit_ratio_vs_constant": med(vs_const),
             "hit_ratio_vs_constant_spread": spread(vs_const),
             "hit_ratio_vs_constant_rounds": vs_const,
-            "constant_app_same_response_rps": round(
-                statistics.median(r["same"]["rps"] for r in rounds)
-            ),
+            "constant_app_same_response_rps": round(mid("same", "rps")),
             "hit_ratio_vs_same_response": med(vs_same),
             "hit_ratio_vs_same_response_spread": spread(vs_same),
             "hit_ratio_vs_same_response_rounds": vs_same,
-            **{
-                f"{label}_cpu_us_per_request": round(
-                    statistics.median(r[name]["cpu_us_per_request"] for r in rounds), 1
-                )
-                for name, label in (
-                    ("const", "constant_app"),
-                    ("hit", "edge_hit"),
-                    ("same", "same_response"),
-                )
-            },
+            "constant_app_cpu_us_per_request": round(mid("const", "cpu_us_per_request"), 1),
+            "edge_hit_cpu_us_per_request": round(mid("hit", "cpu_us_per_request"), 1),
+            "same_response_cpu_us_per_request": round(mid("same", "cpu_us_per_request"), 1),
             "hit_cpu_ratio_constant_over_edge": med(cpu_ratio),
             "hit_cpu_ratio_rounds": cpu_ratio,
             "hit_response_headers": len(kept),

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,10 @@ from typing import Any
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import free_port  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "origin_load.json"
 _WORD_TEXT = (
     "the app user phone order city weather train ticket coffee music photo friend message "
@@ -50,12 +53,6 @@ def sentences(n: int = 512, seed: int = 2) -> list[str]:
     return [
         " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 11))) + f" {i}" for i in range(n)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

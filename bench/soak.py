@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -349,7 +350,10 @@ def main() -> None:
         try:
             result = asyncio.run(soak(stack, args))
         finally:
-            stack.stop()
+            try:
+                stack.stop()
+            except subprocess.TimeoutExpired:  # hung on the way out: don't leave it running
+                stack.process.kill()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"requests {result['requests']}  errors {result['errors']}")

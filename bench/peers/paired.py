@@ -80,10 +80,10 @@ def main() -> None:
             ctx[f"base_{name}"] = base
             run.warm(base, launch, texts)
             live[name] = (base, launch, sampler)
+        procs = {n: s.proc for n, (_, _, s) in live.items()}
         for i in range(args.pairs):
             for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
                 base, launch, sampler = live[name]
-                procs = {n: s.proc for n, (_, _, s) in live.items()}
                 cpu0 = cpu_seconds(procs)
                 cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
                 cell["cpu_share"] = cpu_shares(cpu0, cpu_seconds(procs))

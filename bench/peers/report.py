@@ -201,10 +201,10 @@ def paired_markdown(path: Path = PAIRED) -> list[str]:
 
     tp, p99 = p["origin_vs_infinity_throughput"], p["origin_vs_infinity_p99"]
     etp, ep99 = p["edge_vs_origin_throughput"], p["edge_vs_origin_p99"]
-    identity = []
+    extra = []
     if p.get("edge_identity_vs_origin_throughput"):  # runs before this variant existed lack it
         itp, ip99 = p["edge_identity_vs_origin_throughput"], p["edge_identity_vs_origin_p99"]
-        identity = [
+        extra = [
             "- Edge (cache off, `Accept-Encoding: identity`: the origin's bytes, no gzip) / "
             f"origin throughput: median **{statistics.median(itp):.2f}x** ({fmt(itp)}); p99: "
             f"median **{statistics.median(ip99):.2f}x**. Against the line above: what "
@@ -216,7 +216,7 @@ def paired_markdown(path: Path = PAIRED) -> list[str]:
             return statistics.median(c["cpu_share"].get(process, 0.0) for c in w[server]) * 100
 
         kept, kept_id = p["edge_vs_origin_cpu_share"], p["edge_identity_vs_origin_cpu_share"]
-        identity.append(
+        extra.append(
             "- Where the CPU went (median share of all CPU time used in a window): with the "
             f"origin alone, origin {share('outpost-fp32', 'outpost-fp32'):.0f}% and load "
             f"generator {share('outpost-fp32', 'load generator'):.0f}%; through the edge, "
@@ -256,7 +256,7 @@ def paired_markdown(path: Path = PAIRED) -> list[str]:
         f"({fmt(etp)}); p99: median **{statistics.median(ep99):.2f}x**. The load generator "
         "accepts gzip, as mobile clients do, so the edge compresses every answer; the origin "
         "alone sends them uncompressed.",
-        *identity,
+        *extra,
     ]
 
 
