@@ -9,7 +9,7 @@
    on one keep-alive connection each, so the client's own cost is the same on both paths).
 3. the Worker's import times inside real Pyodide (Node, npm `pyodide`), median of 3 runs.
 
-    .venv/bin/python bench/edge_bench.py [--seconds 3] [--rounds 5] [--concurrency 16]
+    .venv/bin/python bench/edge_bench.py [--seconds 3] [--rounds 9] [--concurrency 16]
 
 Writes bench/results/edge_bench.json. Throughput load tool: `wrk` (C, one thread, keep-alive;
 `apt-get install wrk`) when it is on PATH, else a raw asyncio keep-alive HTTP/1.1 client; the
@@ -204,7 +204,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=3.0, help="per throughput window")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--samples", type=int, default=300)
     p.add_argument(

@@ -61,9 +61,15 @@ class ASGIEdge:
         raw_headers: list[tuple[bytes, bytes]],
         body: bytes,
         peer: str,
+        names_lowered: bool = False,
     ) -> EdgeRequest:
-        """The edge's view of an HTTP request (header names lower-cased, repeats joined)."""
-        headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw_headers}
+        """The edge's view of an HTTP request (header names lower-cased, repeats joined).
+        `names_lowered`: the caller lower-cased the header names already (uvicorn's parser does;
+        ASGI only asks servers to)."""
+        if names_lowered:
+            headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in raw_headers}
+        else:
+            headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw_headers}
         if len(headers) != len(raw_headers):  # a repeated header: join its values in order
             headers = {}
             for raw_name, raw_value in raw_headers:

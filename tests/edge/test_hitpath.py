@@ -5,6 +5,8 @@ pipelined; every request it does not hold reaches the ASGI app whole."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -90,23 +92,27 @@ def post(
     extra: str = "",
 ) -> bytes:
     body = json.dumps({"model": EMBED_MODEL, "input": text}).encode()
-    head = (
-        f"POST /v1/embeddings HTTP/{version}\r\nhost: edge\r\n"
-        f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n{extra}"
+    head = (  # header names as clients write them: the edge matches them in any case
+        f"POST /v1/embeddings HTTP/{version}\r\nHost: edge\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n{extra}"
     )
     if rid:
-        head += f"x-request-id: {rid}\r\n"
+        head += f"X-Request-ID: {rid}\r\n"
     if chunked:
         framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
         return (head + "transfer-encoding: chunked\r\n\r\n").encode() + framed
-    return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-@pytest.fixture(scope="module")
-def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
+@contextlib.contextmanager
+def serve(
+    app_class: type[CountingApp], issuer: Issuer, origin: Proc, **uvicorn: Any
+) -> Iterator[Served]:
+    """The edge served as `python -m edge` serves it (plus `uvicorn` settings), its app built by
+    `app_class`."""
     config = from_mapping(
         {
-            "origins": json.dumps([{"url": shared_origin.url}]),
+            "origins": json.dumps([{"url": origin.url}]),
             "issuers": json.dumps(
                 [{"issuer": issuer.url, "jwks_url": issuer.url + "/keys", "algorithms": ["EdDSA"]}]
             ),
@@ -114,9 +120,33 @@ def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
         }
     )
     platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
-    asgi = CountingEdge(CountingApp(config, platform), on_shutdown=platform.aclose)
-    with ServedApp(asgi, **uvicorn_options(asgi)) as server:  # as `python -m edge` serves it
+    asgi = CountingEdge(app_class(config, platform), on_shutdown=platform.aclose)
+    with ServedApp(asgi, **uvicorn_options(asgi), **uvicorn) as server:
         yield Served(asgi, server.port)
+
+
+@pytest.fixture(scope="module")
+def served(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
+    with serve(CountingApp, issuer, shared_origin) as served:
+        yield served
+
+
+KEEP_ALIVE_S = 1.0
+
+
+class SlowApp(CountingApp):
+    """The real edge, taking twice the keep-alive timeout to answer requests that ask it to."""
+
+    async def handle(self, req: EdgeRequest) -> EdgeResponse:
+        if b"take your time" in req.body:
+            await asyncio.sleep(2 * KEEP_ALIVE_S)
+        return await super().handle(req)
+
+
+@pytest.fixture(scope="module")
+def served_keep_alive(issuer: Issuer, shared_origin: Proc) -> Iterator[Served]:
+    with serve(SlowApp, issuer, shared_origin, timeout_keep_alive=KEEP_ALIVE_S) as served:
+        yield served
 
 
 def test_a_hit_is_answered_by_the_parser_and_matches_the_asgi_hit(
@@ -314,3 +344,37 @@ def test_a_hit_with_an_unsendable_header_is_answered_500_once_by_the_parser(
         counted[0] + 1,
         counted[1] + 1,
     )
+
+
+def test_a_connection_busy_more_often_than_the_keep_alive_timeout_stays_open_then_idles_out(
+    served_keep_alive: Served, issuer: Issuer
+) -> None:
+    """One keep-alive timer per connection (edge.hitpath) closes it only once it has been idle
+    the whole timeout, however long it was in use before."""
+    token = issuer.token("ed-1", sub="hitpath-keep-alive")
+    with socket.create_connection(("127.0.0.1", served_keep_alive.port), timeout=30) as sock:
+        stream = sock.makefile("rb")
+        for _ in range(6):  # half a timeout apart: open three timeouts' worth in all
+            sock.sendall(post(token, "kept alive"))
+            assert read_response(stream)[0] == 200
+            time.sleep(KEEP_ALIVE_S / 2)
+        sock.sendall(post(token, "kept alive"))
+        assert read_response(stream)[0] == 200
+        idle_from = time.monotonic()
+        assert stream.read() == b"", "data after the response"  # a server that never closes
+        # the connection fails here: the read times out.
+        assert time.monotonic() - idle_from >= KEEP_ALIVE_S * 0.9, "closed before the timeout"
+
+
+def test_a_request_outlasting_the_keep_alive_timeout_keeps_its_connection(
+    served_keep_alive: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-keep-alive-slow")
+    with socket.create_connection(("127.0.0.1", served_keep_alive.port), timeout=30) as sock:
+        stream = sock.makefile("rb")
+        # The first answer arms the connection's timer; it runs out while the second request
+        # is still being answered, which must not close the connection.
+        for text in ("before the slow one", "take your time", "after the slow one"):
+            sock.sendall(post(token, text))
+            status, headers, _ = read_response(stream)
+            assert (status, headers.get("connection")) == (200, None), text
