@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -253,6 +254,8 @@ def issuer_settings(issuer: Issuer, oidc_issuer: Issuer, **extra: Any) -> list[d
 
 # -- models and origins -------------------------------------------------------------------------
 EMBED_MODEL = "tiny-embed"
+# draft-ietf-httpapi-ratelimit-headers-10: `"<policy>";r=<remaining>;t=<reset seconds>`.
+RATELIMIT = re.compile(r'"inference";r=(\d+);t=(\d+)')
 
 
 @pytest.fixture(scope="session")

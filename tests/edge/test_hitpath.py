@@ -24,7 +24,7 @@ from edge.messages import EdgeRequest, EdgeResponse
 from edge.runtime.local import LocalPlatform
 from edge.server import uvicorn_options
 from tests.conftest import ServedApp
-from tests.edge.conftest import EMBED_MODEL, Issuer, Proc
+from tests.edge.conftest import EMBED_MODEL, RATELIMIT, Issuer, Proc
 
 # Headers that differ between any two answers, whichever path: not compared.
 PER_REQUEST = {"date", "x-request-id", "age", "ratelimit"}
@@ -112,11 +112,11 @@ def serve(
     `app_class`."""
     config = from_mapping(
         {
-            "origins": json.dumps([{"url": origin.url}]),
-            "issuers": json.dumps(
-                [{"issuer": issuer.url, "jwks_url": issuer.url + "/keys", "algorithms": ["EdDSA"]}]
-            ),
-            "rate_limits": json.dumps({"inference": {"rate": 0.001, "burst": 12}}),
+            "origins": [{"url": origin.url}],
+            "issuers": [
+                {"issuer": issuer.url, "jwks_url": issuer.url + "/keys", "algorithms": ["EdDSA"]}
+            ],
+            "rate_limits": {"inference": {"rate": 0.001, "burst": 12}},
         }
     )
     platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
@@ -272,7 +272,7 @@ def test_parser_hits_take_rate_limit_tokens_and_get_429(served: Served, issuer: 
     answers = [served.exchange(post(token, "limited"))[0] for _ in range(14)]
     statuses = [status for status, _, _ in answers]
     assert statuses == [200] * 12 + [429] * 2  # burst 12, refilled far too slowly to matter
-    remaining = [int(h["ratelimit"].split(";r=")[1].split(";")[0]) for _, h, _ in answers]
+    remaining = [int(RATELIMIT.fullmatch(h["ratelimit"])[1]) for _, h, _ in answers]
     assert remaining[:12] == list(range(11, -1, -1))
     _, headers, body = answers[-1]
     assert int(headers["retry-after"]) >= 1

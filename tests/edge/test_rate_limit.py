@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.edge.conftest import Issuer, Proc, embed, issuer_settings, start_edge
+from tests.edge.conftest import RATELIMIT, Issuer, Proc, embed, issuer_settings, start_edge
 
 BURST = 3
-# draft-ietf-httpapi-ratelimit-headers-10: `"<policy>";r=<remaining>;t=<reset seconds>`.
-RATELIMIT = re.compile(r'"inference";r=(\d+);t=(\d+)')
 
 
 @pytest.fixture(scope="module")
