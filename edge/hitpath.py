@@ -44,7 +44,7 @@ from edge.problems import problem
 log = logging.getLogger("edge.hitpath")
 
 
-def encode_response(resp: EdgeResponse, default_headers: bytes, keep_alive: bool = True) -> bytes:
+def encode_response(resp: EdgeResponse, default_headers: bytes, keep_alive: bool) -> bytes:
     """A whole HTTP/1.1 response as uvicorn writes one (its default headers first, then ours,
     then Content-Length), in one buffer for one socket write."""
     headers = resp.headers
