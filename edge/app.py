@@ -14,6 +14,7 @@ import os
 import random
 import re
 import zlib
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from edge.auth import Authenticator, AuthError, Principal
@@ -97,6 +98,19 @@ def _gzip(body: bytes, level: int) -> bytes:
     return c.compress(body) + c.flush()
 
 
+@dataclass(slots=True)
+class FreshHit:
+    """A fresh cache hit `EdgeApp.take_hit` let through: what its response is made of. `req`,
+    `entry` and the request's kind decide all of it but the per-request values: the request id,
+    the entry's age and the rate-limit headers (`extra`)."""
+
+    req: EdgeRequest
+    entry: CachedResponse
+    rid: str
+    age: str
+    extra: dict[str, str]
+
+
 class EdgeApp:
     """One edge instance: shared state (caches, buckets, pool) lives here."""
 
@@ -134,10 +148,15 @@ class EdgeApp:
         """The answer to a request that needs no I/O: a fresh tier-1 cache hit for a caller whose
         token was verified before. None, with nothing counted or consumed, for any other request
         (a first sight of a body or token, a miss, a client cache directive, an error):
-        `handle` answers those, and would answer this one the same way.
+        `handle` answers those, and would answer this one the same way."""
+        taken = self.take_hit(req)
+        return self.hit_answer(taken) if isinstance(taken, FreshHit) else taken
 
-        The local server calls this from the HTTP parser (`edge.hitpath`), so a hit skips the
-        ASGI task and its messages."""
+    def take_hit(self, req: EdgeRequest) -> FreshHit | EdgeResponse | None:
+        """`answer_now`'s decision, with an allowed hit not yet built into a response: counted
+        and rate-limited already, it is answered by `hit_answer` or, on the local server, by an
+        answer encoded before for the same kind of request (`edge.hitpath`). A 429 comes back
+        whole; None as for `answer_now`."""
         h = req.headers
         if req.method != "POST" or "cache-control" in h or "pragma" in h:
             return None
@@ -162,13 +181,23 @@ class EdgeApp:
         entry = self.cache.fresh(self._key(req, m, pool, model, parsed[1]))
         if entry is None:
             return None
-        # Answered here from now on: count and limit it exactly as `handle` does.
+        # Answered from now on: count and limit it exactly as `handle` does.
         rid = self._request_id(req)
         self.pool.maybe_check()
         extra: dict[str, str] = {}
-        resp = self._limited(m.route, subject, rid, extra) or self._hit(req, entry)
-        self._finish(req, resp, rid, extra)
-        self.stats.inc("outpost_edge_requests_total", m.route.name, str(resp.status))
+        limited = self._limited(m.route, subject, rid, extra)
+        if limited is not None:
+            self._finish(req, limited, rid, extra)
+            self.stats.inc("outpost_edge_requests_total", m.route.name, str(limited.status))
+            return limited
+        self.stats.inc("outpost_edge_cache_total", "HIT")
+        self.stats.inc("outpost_edge_requests_total", m.route.name, str(entry.status))
+        return FreshHit(req, entry, rid, self._age(entry), extra)
+
+    def hit_answer(self, hit: FreshHit) -> EdgeResponse:
+        """The response to a hit `take_hit` let through, as `handle` would answer it."""
+        resp = self._from_entry(hit.req, hit.entry, "HIT", hit.age)
+        self._finish(hit.req, resp, hit.rid, hit.extra)
         return resp
 
     @staticmethod
@@ -343,11 +372,15 @@ class EdgeApp:
             else "primary"
         )
 
-    def _from_entry(self, req: EdgeRequest, entry: CachedResponse, state: str) -> EdgeResponse:
+    def _age(self, entry: CachedResponse) -> str:
+        return str(max(0, int(self.platform.now() - entry.stored_at)))
+
+    def _from_entry(
+        self, req: EdgeRequest, entry: CachedResponse, state: str, age: str | None = None
+    ) -> EdgeResponse:
         headers = dict(entry.headers)
         headers["x-cache"] = state
-        age = max(0, int(self.platform.now() - entry.stored_at))
-        headers["age"] = str(age)
+        headers["age"] = self._age(entry) if age is None else age
         body = entry.body
         if len(body) >= self.config.gzip_min_bytes and "gzip" in req.headers.get(
             "accept-encoding", ""

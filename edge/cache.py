@@ -76,7 +76,11 @@ def client_bypass(cache_control: str | None, pragma: str | None) -> tuple[bool, 
     return no_cache, no_store
 
 
-ENTRY_OVERHEAD_BYTES = 512  # the key, the entry object and its kept headers, roughly
+# The local server keeps an entry's hit answer encoded (edge.hitpath) when its head (status line
+# and headers) is at most this large.
+ENCODED_HIT_MAX_BYTES = 1024
+# The key, the entry object and its kept headers, roughly, and the encoded hit answer's head.
+ENTRY_OVERHEAD_BYTES = 512 + ENCODED_HIT_MAX_BYTES
 
 
 def entry_size(entry: CachedResponse) -> int:

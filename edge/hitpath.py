@@ -6,8 +6,9 @@ than the edge's own work for a cache hit (bench/edge_bench.py). For a POST with 
 a Content-Length, on a keep-alive connection with nothing pipelined ahead of it, this protocol
 holds the body back instead of starting the ASGI cycle and builds the `EdgeRequest` itself:
 
-- `EdgeApp.answer_now` answers a fresh cache hit at once, from the parser callback, in one
-  socket write.
+- A fresh cache hit is answered at once, from the parser callback, in one socket write
+  (`EdgeApp.take_hit`). Its answer is encoded once per cache entry, with holes for what changes
+  per request (`EncodedHit`), rather than built and encoded for every hit.
 - Anything else (a miss, no-cache, an error) runs `EdgeApp.handle` in a task, as the ASGI
   adapter would, and is written in one socket write. uvicorn's cycle object is still created,
   so pipelining, keep-alive, graceful shutdown and disconnects work as for ASGI requests.
@@ -26,8 +27,10 @@ runs it in a real uvicorn server.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import urllib.parse
+from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import (
@@ -37,7 +40,9 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from edge.app import EdgeApp, FreshHit
 from edge.asgi import ASGIEdge
+from edge.cache import ENCODED_HIT_MAX_BYTES
 from edge.messages import EdgeRequest, EdgeResponse
 from edge.problems import problem
 
@@ -64,6 +69,121 @@ def encode_response(resp: EdgeResponse, default_headers: bytes, keep_alive: bool
         b"" if bodyless else b"content-length: %d\r\n" % len(resp.body),
         b"" if bodyless else resp.body,
     )
+
+
+class _ReadsRecorded(dict[str, str]):
+    """Request headers that note each name read and what it held (None: absent); `whole` once
+    anything looked at all of them."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__(headers)
+        self.read: dict[str, str | None] = {}
+        self.whole = False
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.read[name] = dict.get(self, name)
+        return dict.get(self, name, default)
+
+    def __getitem__(self, name: str) -> str:
+        self.read[name] = dict.get(self, name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.read[name] = dict.get(self, name)
+        return dict.__contains__(self, name)
+
+    def __iter__(self) -> Any:
+        self.whole = True
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self.whole = True
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self.whole = True
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self.whole = True
+        return dict.items(self)
+
+
+_HOLE = "<<outpost-hole-%d>>"
+
+
+class EncodedHit:
+    """A cache entry's hit answer encoded once, with holes for what changes per request: the
+    date, the entry's age, the request id and the rate-limit header values.
+
+    It is made by `EdgeApp.hit_answer` and `encode_response` themselves, with markers for those
+    values, so it holds exactly what they would send. It answers requests of the kind it was
+    made for: the same value (or absence) of every request header that making it read, such as
+    Accept-Encoding (gzip) or Origin (CORS), and the same rate-limit header names. Other hits on
+    the entry are built and encoded as before."""
+
+    __slots__ = ("_body", "_extra", "_head", "_reads", "_status")
+
+    def __init__(
+        self,
+        reads: tuple[tuple[str, str | None], ...],
+        extra: tuple[str, ...],
+        status: bytes,
+        head: str,
+        body: bytes,
+    ) -> None:
+        self._reads = reads
+        self._extra = extra
+        self._status = status
+        self._head = head  # headers and content length, holes as {0} (age), {1} (id), ...
+        self._body = body
+
+    @classmethod
+    def make(cls, app: EdgeApp, hit: FreshHit) -> EncodedHit | None:
+        """`hit`'s answer with holes; None if it cannot be kept (too large, or depending on more
+        than some named request headers). Raises what `encode_response` raises."""
+        headers = _ReadsRecorded(hit.req.headers)
+        holes = [_HOLE % i for i in range(2 + len(hit.extra))]
+        marked = FreshHit(
+            dataclasses.replace(hit.req, headers=headers),
+            hit.entry,
+            rid=holes[1],
+            age=holes[0],
+            extra=dict(zip(hit.extra, holes[2:], strict=True)),
+        )
+        resp = app.hit_answer(marked)
+        raw = encode_response(resp, b"", keep_alive=True)
+        status = STATUS_LINE[resp.status]
+        kept = len(raw) - len(resp.body)
+        if headers.whole or resp.status in (204, 304) or kept > ENCODED_HIT_MAX_BYTES:
+            return None
+        head = raw[len(status) : kept].decode("latin-1").replace("{", "{{").replace("}", "}}")
+        for i, hole in enumerate(holes):
+            if head.count(hole) != 1:  # the marker text is in a header value from the origin
+                return None
+            head = head.replace(hole, f"{{{i}}}")
+        return cls(tuple(headers.read.items()), tuple(hit.extra), status, head, resp.body)
+
+    def encode(self, hit: FreshHit, default_headers: bytes) -> bytes | None:
+        """`hit`'s answer on the wire, or None if this is not an answer for its kind of request
+        (or a value would need uvicorn's header check, which `encode_response` makes)."""
+        headers = hit.req.headers
+        for name, value in self._reads:
+            if headers.get(name) != value:
+                return None
+        extra = hit.extra
+        if len(extra) != len(self._extra) or tuple(extra) != self._extra:
+            return None
+        values = (hit.age, hit.rid, *extra.values())
+        if not "".join(values).isprintable():
+            return None
+        return b"%s%s%s%s" % (
+            self._status,
+            default_headers,
+            self._head.format(*values).encode("latin-1", "replace"),
+            self._body,
+        )
 
 
 def _encoded(default_headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -185,14 +305,17 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
                 return
             self._held = None
             req: EdgeRequest | None = None
-            resp: EdgeResponse | None = None
+            taken: FreshHit | EdgeResponse | None = None
             try:
                 req = self._request(bytes(held))
-                resp = edge.app.answer_now(req)
+                taken = edge.app.take_hit(req)
             except Exception:  # a bug here must not cost the request: `handle` answers it
                 log.exception("answering from the parser failed; handing over")
-            if resp is not None:  # counted and limited already: it is answered here, once
-                self.transport.write(self._encode(resp, keep_alive=True))
+            if taken is not None:  # counted and limited already: it is answered here, once
+                if isinstance(taken, FreshHit):
+                    self.transport.write(self._hit_answer(taken))
+                else:
+                    self.transport.write(self._encode(taken, keep_alive=True))
                 self.on_response_complete()  # keep-alive timer, pipelined requests
                 return
             # uvicorn's cycle, as it would have started it: it keeps pipelining, shutdown and
@@ -228,6 +351,22 @@ def hit_first_protocol(edge: ASGIEdge) -> type[HttpToolsProtocol]:
             if not cycle.keep_alive:  # graceful shutdown began meanwhile
                 self.transport.close()
             self.on_response_complete()
+
+        def _hit_answer(self, hit: FreshHit) -> bytes:
+            """`hit`'s answer from its entry's `EncodedHit` (made on the entry's first hit), or
+            built and encoded for this request alone."""
+            entry = hit.entry
+            try:
+                if entry.encoded_hit is None:
+                    # False: this entry's answer cannot be kept; not tried again.
+                    entry.encoded_hit = EncodedHit.make(edge.app, hit) or False
+                if entry.encoded_hit:
+                    raw = entry.encoded_hit.encode(hit, self._default_headers())
+                    if raw is not None:
+                        return raw
+            except Exception:  # such as a header value uvicorn refuses: `_encode` answers
+                entry.encoded_hit = False
+            return self._encode(edge.app.hit_answer(hit), keep_alive=True)
 
         def _encode(self, resp: EdgeResponse, keep_alive: bool) -> bytes:
             """`resp` on the wire; a 500 problem instead if it cannot be sent, such as a header

@@ -22,6 +22,8 @@ class CachedResponse:
     stale_until: float
     etag: str = ""
     gzipped: bytes | None = None
+    # The local server's hit answer for this entry, encoded once (`edge.hitpath.EncodedHit`).
+    encoded_hit: Any = None
 
 
 class CacheTier(Protocol):

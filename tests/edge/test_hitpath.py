@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import gzip
 import json
 import logging
 import socket
@@ -17,14 +18,18 @@ from typing import Any
 
 import pytest
 
-from edge.app import EdgeApp
+from edge.app import EdgeApp, FreshHit
 from edge.asgi import ASGIEdge
 from edge.config import from_mapping
+from edge.hitpath import EncodedHit, encode_response
 from edge.messages import EdgeRequest, EdgeResponse
+from edge.runtime.base import CachedResponse
 from edge.runtime.local import LocalPlatform
 from edge.server import uvicorn_options
 from tests.conftest import ServedApp
 from tests.edge.conftest import EMBED_MODEL, RATELIMIT, Issuer, Proc
+
+APP_ORIGIN = "https://app.example"
 
 # Headers that differ between any two answers, whichever path: not compared.
 PER_REQUEST = {"date", "x-request-id", "age", "ratelimit"}
@@ -117,6 +122,8 @@ def serve(
                 {"issuer": issuer.url, "jwks_url": issuer.url + "/keys", "algorithms": ["EdDSA"]}
             ],
             "rate_limits": {"inference": {"rate": 0.001, "burst": 12}},
+            "cors_origins": [APP_ORIGIN],
+            "gzip_min_bytes": 64,  # the tiny model's answers are small
         }
     )
     platform = LocalPlatform(connect_timeout=config.connect_timeout_seconds)
@@ -168,6 +175,92 @@ def test_a_hit_is_answered_by_the_parser_and_matches_the_asgi_hit(
     }
     assert hit.keys() == via_asgi.keys()
     assert int(hit["content-length"]) == len(body2)
+
+
+def test_each_kind_of_hit_request_gets_its_own_answer_once_one_answer_is_kept(
+    served: Served, issuer: Issuer
+) -> None:
+    token = issuer.token("ed-1", sub="hitpath-kinds")
+    entries = served.asgi.app.cache._entries
+    keys = set(entries.keys())
+    [(_, miss, plain)] = served.exchange(post(token, "kinds"))
+    [key] = set(entries.keys()) - keys
+    calls = served.asgi.calls()
+    kinds = {  # the first hit's answer is the one kept encoded
+        "plain": "",
+        "gzip": "Accept-Encoding: gzip\r\n",
+        "cors": f"Origin: {APP_ORIGIN}\r\n",
+        "gzip and cors": f"Accept-Encoding: gzip\r\nOrigin: {APP_ORIGIN}\r\n",
+        "plain again": "",
+    }
+    for i, (kind, extra) in enumerate(kinds.items()):
+        [(status, headers, body)] = served.exchange(post(token, "kinds", rid=f"k{i}", extra=extra))
+        assert (status, headers["x-cache"], headers["x-request-id"]) == (200, "HIT", f"k{i}"), kind
+        zipped = headers.get("content-encoding") == "gzip"
+        assert zipped == ("gzip" in kind), kind
+        assert (gzip.decompress(body) if zipped else body) == plain, kind
+        assert (headers.get("access-control-allow-origin") == APP_ORIGIN) == ("cors" in kind), kind
+        # The same as the answer built for this request alone (through ASGI).
+        [(_, via_asgi, asgi_body)] = served.exchange(
+            post(token, "kinds", extra=extra, chunked=True)
+        )
+        assert asgi_body == body, kind
+        assert {k: v for k, v in headers.items() if k not in PER_REQUEST} == {
+            k: v for k, v in via_asgi.items() if k not in PER_REQUEST
+        }, kind
+    asgi, handled = served.asgi.calls()  # only the chunked requests went through ASGI
+    assert (asgi, handled) == (calls[0] + len(kinds), calls[1] + len(kinds))
+    assert miss["x-cache"] == "MISS"
+    assert isinstance(entries[key].encoded_hit, EncodedHit)  # the plain hit's answer, kept
+
+
+def test_an_encoded_hit_answer_is_byte_for_byte_the_answer_built_for_its_kind_of_request() -> None:
+    """`EncodedHit` against `hit_answer` + `encode_response` on the same hits: the same bytes for
+    requests of the kind it was made for, whatever their id, age and rate-limit headers; None
+    for any other kind; not made at all for answers it cannot keep."""
+    config = from_mapping(
+        {"origins": [{"url": "http://127.0.0.1:9"}], "cors_origins": [APP_ORIGIN]}
+    )
+    app = EdgeApp(config, LocalPlatform())
+    now = time.time()
+
+    def entry(**headers: str) -> CachedResponse:
+        kept = {"content-type": "application/json", "x-model-name": "m", "x-model-version": "3"}
+        body = b'{"data":[' + b"0.125," * 300 + b"1]}"  # gzipped when accepted
+        return CachedResponse(200, {**kept, **headers}, body, now - 5, now + 55, now + 120)
+
+    kinds = {
+        "plain": {},
+        "gzip": {"accept-encoding": "gzip, br"},
+        "cors": {"origin": APP_ORIGIN},
+        "cors from elsewhere": {"origin": "https://other.example"},
+        "gzip and cors": {"origin": APP_ORIGIN, "accept-encoding": "gzip"},
+    }
+
+    def hit(cached: CachedResponse, kind: str, rid: str, age: str, left: int) -> FreshHit:
+        headers = {"content-type": "application/json", **kinds[kind]}
+        req = EdgeRequest("POST", "/v1/embeddings", headers=headers, body=b"{}")
+        limits = {"ratelimit-policy": '"inference";q=40;w=2', "ratelimit": f'"x";r={left};t=1'}
+        return FreshHit(req, cached, rid, age, limits)
+
+    date = b"date: Wed, 25 Nov 2026 10:00:00 GMT\r\n"
+    for made_for in kinds:
+        cached = entry(etag='W/"{braces}"')
+        encoded = EncodedHit.make(app, hit(cached, made_for, "first", "0", 39))
+        assert encoded is not None
+        for kind in kinds:
+            later = hit(cached, kind, f"id-{len(kind)}", "17", 5)
+            if kind == made_for:
+                expected = encode_response(app.hit_answer(later), date, keep_alive=True)
+                assert encoded.encode(later, date) == expected, (made_for, kind)
+                assert b"id-" in expected and b"r=5" in expected and b"age: 17" in expected
+            else:
+                assert encoded.encode(later, date) is None, (made_for, kind)
+    # Answers it does not keep: a head over the bound, a header holding its marker text.
+    assert EncodedHit.make(app, hit(entry(etag="x" * 2000), "plain", "a", "0", 1)) is None
+    assert EncodedHit.make(app, hit(entry(etag="<<outpost-hole-1>>"), "plain", "a", "0", 1)) is None
+    with pytest.raises(ValueError, match="control character"):
+        EncodedHit.make(app, hit(entry(etag="bad\x01"), "plain", "a", "0", 1))
 
 
 def test_pipelined_requests_are_answered_in_order(served: Served, issuer: Issuer) -> None:
@@ -304,7 +397,7 @@ def test_answer_now_declines_without_counting_or_limiting(served: Served, issuer
     assert app.stats.counters != before[0]
 
 
-def test_a_failure_in_answer_now_leaves_the_request_to_handle(
+def test_a_failure_in_take_hit_leaves_the_request_to_handle(
     served: Served, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = issuer.token("ed-1", sub="hitpath-fault")
@@ -313,7 +406,7 @@ def test_a_failure_in_answer_now_leaves_the_request_to_handle(
     def broken(req: EdgeRequest) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(served.asgi.app, "answer_now", broken)
+    monkeypatch.setattr(served.asgi.app, "take_hit", broken)
     asgi, handled = served.asgi.calls()
     [(status, headers, _)] = served.exchange(post(token, "fault"))
     assert (status, headers["x-cache"]) == (200, "HIT")
