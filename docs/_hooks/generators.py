@@ -366,7 +366,7 @@ def _ref_name(schema: dict[str, Any]) -> str:
     return schema.get("title") or schema.get("type", "object")
 
 
-def openapi_markdown(doc: dict[str, Any]) -> str:
+def openapi_markdown(doc: dict[str, Any], schemas_intro: str = "") -> str:
     """Paths as sections (one per method), parameters and bodies as tables, then the schemas."""
     out = [
         f"Generated from the OpenAPI {doc.get('openapi', '')} document of "
@@ -421,46 +421,17 @@ def openapi_markdown(doc: dict[str, Any]) -> str:
                 out.append(table(["status", "meaning", "body"], responses) + "\n")
     schemas = doc.get("components", {}).get("schemas", {})
     if schemas:
-        out.append("## Schemas\n\n")
+        out.append("## Schemas\n\n" + schemas_intro)
         out.append(schema_tables({"$defs": schemas}, title_level=3))
     return "".join(out)
 
 
-def request_models() -> str:
-    """Tables for the pydantic request models the origin's routers validate bodies with.
-
-    The handlers parse bodies themselves (to answer problem+json), so these models are not in
-    the OpenAPI document; they are found by scanning the router modules.
-    """
-    import importlib
-    import inspect
-    import pkgutil
-
-    from pydantic import BaseModel
-
-    import origin.api
-
-    out = []
-    for info in sorted(pkgutil.iter_modules(origin.api.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"origin.api.{info.name}")
-        for name, obj in sorted(vars(module).items()):
-            if (
-                inspect.isclass(obj)
-                and issubclass(obj, BaseModel)
-                and obj.__module__ == module.__name__
-                and name.endswith("Request")
-            ):
-                out.append(schema_tables(obj.model_json_schema(), title_level=3) + "\n")
-    return "".join(out)
-
-
 def origin_api_reference() -> str:
-    bodies = request_models()
-    return openapi_markdown(origin_openapi()) + (
-        "## Request bodies\n\nThe JSON bodies the inference endpoints accept (unknown or wrong "
-        "fields answer `422` problem+json naming the field).\n\n" + bodies
-        if bodies
-        else ""
+    """The origin's OpenAPI document as a page (origin.api.openapi_doc adds the request bodies)."""
+    return openapi_markdown(
+        origin_openapi(),
+        schemas_intro="Request bodies with unknown or wrong fields are answered `422` "
+        "problem+json naming the field.\n\n",
     )
 
 
