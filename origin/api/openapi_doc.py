@@ -2,8 +2,9 @@
 
 The routers read their bodies themselves (fast JSON, 415/400/422 problems), so FastAPI cannot
 see the request schemas or the error answers. This fills them in: request bodies for the
-inference routes and the RFC 9457 problem responses every route can give, so clients and
-schema-driven fuzzers (tests/resilience/fuzz) see the real contract.
+inference routes and the RFC 9457 problem responses every route can give (in place of
+FastAPI's default `422` body, which the origin never sends), so clients and schema-driven
+fuzzers (tests/resilience/fuzz) see the real contract.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 codes[422] = "Invalid request"
             for code, text in codes.items():
                 responses.setdefault(str(code), _problem(text))
+            if "422" in responses and "application/json" in responses["422"].get("content", {}):
+                # FastAPI's own validation error body: the origin answers those as problems
+                # too (origin.problems), so say so.
+                responses["422"] = _problem("Invalid request")
             model = _REQUEST_MODELS.get(path)
             if method == "post" and model is not None:
                 body = model.model_json_schema(ref_template=_REF)
@@ -75,6 +80,8 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": ref}},
                 }
+    for unused in ("HTTPValidationError", "ValidationError"):  # only FastAPI's 422 used them
+        components.pop(unused, None)
     metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
         text = {"text/plain": {"schema": {"type": "string"}}}
