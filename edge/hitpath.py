@@ -71,6 +71,16 @@ def encode_response(resp: EdgeResponse, default_headers: bytes, keep_alive: bool
     )
 
 
+def _reading_all(method: Any) -> Any:
+    """`method` of dict, noting on the `_ReadsRecorded` it is called on that it saw everything."""
+
+    def read_all(self: _ReadsRecorded) -> Any:
+        self.whole = True
+        return method(self)
+
+    return read_all
+
+
 class _ReadsRecorded(dict[str, str]):
     """Request headers that note each name read and what it held (None: absent); `whole` once
     anything looked at all of them."""
@@ -93,21 +103,10 @@ class _ReadsRecorded(dict[str, str]):
             self.read[name] = dict.get(self, name)
         return dict.__contains__(self, name)
 
-    def __iter__(self) -> Any:
-        self.whole = True
-        return dict.__iter__(self)
-
-    def keys(self) -> Any:
-        self.whole = True
-        return dict.keys(self)
-
-    def values(self) -> Any:
-        self.whole = True
-        return dict.values(self)
-
-    def items(self) -> Any:
-        self.whole = True
-        return dict.items(self)
+    __iter__ = _reading_all(dict.__iter__)
+    keys = _reading_all(dict.keys)
+    values = _reading_all(dict.values)
+    items = _reading_all(dict.items)
 
 
 _HOLE = "<<outpost-hole-%d>>"
@@ -172,10 +171,9 @@ class EncodedHit:
         for name, value in self._reads:
             if headers.get(name) != value:
                 return None
-        extra = hit.extra
-        if len(extra) != len(self._extra) or tuple(extra) != self._extra:
+        if tuple(hit.extra) != self._extra:
             return None
-        values = (hit.age, hit.rid, *extra.values())
+        values = (hit.age, hit.rid, *hit.extra.values())
         if not "".join(values).isprintable():
             return None
         return b"%s%s%s%s" % (
