@@ -6,7 +6,9 @@ Builds `minilm` (version 1 fp32, version 2 int8) with `outpost.modelkit.demo.bui
 OUT_DIR/all, then makes OUT_DIR/v1 and OUT_DIR/v2: repositories holding only that one version
 (hard links, no copies) and the project's `models/minilm/model.yaml` pinned to it, so each
 origin run serves exactly the precision being measured, with the project's batching settings.
-Prints a JSON object mapping "models_dir_v1"/"models_dir_v2" to those folders.
+OUT_DIR/v1-shared is version 1 with the threads setting the model guide suggests when other busy
+processes share the origin's cores (`SHARED_CORES`, measured by edge_floor.py).
+Prints a JSON object mapping "models_dir_v1"/"models_dir_v2"/"models_dir_v1_shared" to them.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE_ITEMS = 2048
+SHARED_CORES = {"onnx": {"intra_op_threads": 1}, "batching": {"max_concurrent_batches": 2}}
 
 
-def single_version_repo(src_model: Path, version: int, dest_root: Path) -> Path:
+def single_version_repo(
+    src_model: Path, version: int, dest_root: Path, extra: dict | None = None
+) -> Path:
     """dest_root/<model>/{model.yaml pinned to version, <version>/...} linked from src_model."""
     dest_model = dest_root / src_model.name
     if dest_root.exists():
@@ -34,6 +39,8 @@ def single_version_repo(src_model: Path, version: int, dest_root: Path) -> Path:
     # Peers queue without bound; the default bound (256 items) answers 429 to 32 clients x 16
     # inputs. Raise it so every cell measures serving, not load shedding.
     config.setdefault("batching", {})["max_queue_size"] = QUEUE_ITEMS
+    for section, values in (extra or {}).items():
+        config.setdefault(section, {}).update(values)
     (dest_model / "model.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copytree(src_model / str(version), dest_model / str(version), copy_function=os.link)
     return dest_root
@@ -50,6 +57,8 @@ def main() -> None:
     if not ((model / "1" / "model.onnx").exists() and (model / "2" / "model.onnx").exists()):
         build_minilm(repo, cache)
     dirs = {f"models_dir_v{v}": str(single_version_repo(model, v, out / f"v{v}")) for v in (1, 2)}
+    shared = single_version_repo(model, 1, out / "v1-shared", SHARED_CORES)
+    dirs["models_dir_v1_shared"] = str(shared)
     print(json.dumps(dirs))
 
 

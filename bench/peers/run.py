@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: Outpost's origin vs infinity-emb vs FastAPI + sentence-transformers.
+"""Side-by-side benchmark: Outpost's origin against the model servers users would pick instead.
 
 Run it with the bench venv's Python after `bench/peers/setup.sh`:
     .outpost/bench-venvs/loadgen/bin/python bench/peers/run.py            # full matrix, 3 rounds
@@ -300,6 +300,7 @@ def machine_info() -> dict:
         "sentence-transformers",
         "transformers",
         "aiohttp",
+        "bentoml",
     ]
     return {
         "cpu": cpu,
@@ -313,6 +314,7 @@ def machine_info() -> dict:
             "outpost venv": venv_versions(servers.PROJECT_PY, pkgs),
             "infinity venv": venv_versions(servers.VENVS / "infinity/bin/python", pkgs),
             "st venv": venv_versions(servers.VENVS / "st/bin/python", pkgs),
+            "bentoml venv": venv_versions(servers.VENVS / "bentoml/bin/python", pkgs),
             "loadgen venv": venv_versions(Path(sys.executable), pkgs),
         },
     }
@@ -373,12 +375,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--servers", default="", help="comma-separated subset of server names")
+    parser.add_argument(
+        "--servers",
+        default="",
+        help="comma-separated server names (default: all but the optional outpost-fp32-shared)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the key cell (>=1)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per cell")
     parser.add_argument("--quick", action="store_true", help="key cell only, no matrix")
     parser.add_argument("--report-only", action="store_true", help="re-render chart and docs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="results file (only the default is published)"
+    )
     parser.add_argument(
         "--merge",
         action="store_true",
@@ -397,7 +405,7 @@ def main() -> None:
 
     # SIGTERM (e.g. `timeout`) unwinds normally, so every started server is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.report_only:
+    if args.report_only:  # renders whichever results --out names
         report.render(json.loads(args.out.read_text()))
         return
 
@@ -405,10 +413,13 @@ def main() -> None:
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
     specs = servers.all_specs(ctx, STATE, ORIGIN_SETTINGS)
-    by_name = {s.name: s for s in specs}
+    by_name = {s.name: s for s in specs + servers.optional_specs(ORIGIN_SETTINGS)}
     if args.servers:
         wanted = args.servers.split(",")
-        specs = [s for s in specs if s.name in wanted]
+        unknown = sorted(set(wanted) - set(by_name))
+        if unknown:
+            parser.error(f"unknown servers {unknown}; known: {', '.join(by_name)}")
+        specs = [s for s in by_name.values() if s.name in wanted]  # benchmark order
     if any(s.name.startswith(("outpost", "edge")) for s in specs):
         try:
             servers.prepare_origin_models(ctx, STATE)
@@ -471,7 +482,10 @@ def main() -> None:
             results["wall_time_s"] = round(time.time() - started, 1)
         results["summary"] = report.summarise(results)
         args.out.write_text(json.dumps(results, indent=1))
-        report.render(results)
+        if args.out.resolve() == RESULTS.resolve():
+            report.render(results)
+        else:  # a trial run elsewhere must not replace the published page and chart
+            print(f"results in {args.out}; docs left as they are (render with --report-only)")
 
 
 def merge(previous: dict, new: dict, only: tuple | None, note: str) -> dict:

@@ -66,11 +66,14 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def origin_spec(name: str, version: int, precision: str, settings: dict[str, str]) -> ServerSpec:
-    """Outpost's origin serving the demo MiniLM, pinned to one model version (1 fp32, 2 int8)."""
+def origin_spec(
+    name: str, version: int, precision: str, settings: dict[str, str], variant: str = ""
+) -> ServerSpec:
+    """Outpost's origin serving the demo MiniLM, pinned to one model version (1 fp32, 2 int8);
+    `variant` picks another repository prepare_models.py built (e.g. "shared")."""
 
     def launch(port: int, ctx: dict) -> Launch:
-        models_dir = ctx[f"models_dir_v{version}"]
+        models_dir = ctx[f"models_dir_v{version}" + (f"_{variant}" if variant else "")]
         return Launch(
             argv=[str(PROJECT_PY), "-m", "origin", "--port", str(port), "--models-dir", models_dir],
             env=_env(settings),
@@ -79,7 +82,8 @@ def origin_spec(name: str, version: int, precision: str, settings: dict[str, str
             embeddings_path="/v1/embeddings",
         )
 
-    return ServerSpec(name, f"Outpost origin ({precision})", precision, launch)
+    label = f"Outpost origin ({precision}{', ' + variant if variant else ''})"
+    return ServerSpec(name, label, precision, launch)
 
 
 def infinity_spec(engine: str, batch_size: int = 32) -> ServerSpec:
@@ -161,6 +165,31 @@ def st_spec() -> ServerSpec:
     return ServerSpec("st-fastapi", "FastAPI + sentence-transformers (fp32)", "fp32", launch)
 
 
+def bento_spec() -> ServerSpec:
+    """BentoML with adaptive batching over sentence-transformers (bench/peers/bento_service.py)."""
+    venv = VENVS / "bentoml" / "bin"
+
+    def launch(port: int, ctx: dict) -> Launch:
+        path = ctx.setdefault(f"minilm_{venv}", minilm_dir(venv / "python"))
+        return Launch(
+            argv=[
+                str(venv / "bentoml"),
+                "serve",
+                "bento_service:Embeddings",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=_env({"BENCH_MINILM_PATH": str(path), "BENTOML_DO_NOT_TRACK": "True"}),
+            cwd=Path(__file__).parent,
+            health_path="/readyz",
+            embeddings_path="/v1/embeddings",
+        )
+
+    return ServerSpec("bentoml", "BentoML + sentence-transformers (fp32)", "fp32", launch)
+
+
 def prepare_origin_models(ctx: dict, state: Path) -> None:
     """Fill ctx with single-version model repositories built by prepare_models.py."""
     if "models_dir_v1" in ctx:
@@ -238,6 +267,29 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
     )
 
 
+def relay_spec(upstream: str = "outpost-fp32") -> ServerSpec:
+    """bench/peers/relay.py in front of `upstream`: bytes copied both ways, nothing parsed."""
+
+    def launch(port: int, ctx: dict) -> Launch:
+        upstream_port = ctx[f"base_{upstream}"].rsplit(":", 1)[1]
+        return Launch(
+            argv=[
+                str(PROJECT_PY),
+                str(Path(__file__).with_name("relay.py")),
+                "--port",
+                str(port),
+                "--upstream-port",
+                upstream_port,
+            ],
+            env=_env(),
+            cwd=ROOT,
+            health_path="/v2/health/ready",  # the origin's, through the relay
+            embeddings_path="/v1/embeddings",
+        )
+
+    return ServerSpec("relay", "byte relay -> origin (fp32)", "fp32", launch, needs=[upstream])
+
+
 def all_specs(ctx: dict, state: Path, origin_settings: dict[str, str]) -> list[ServerSpec]:
     """Every server in benchmark order; Outpost fp32 first (it is the vector reference)."""
     specs = [
@@ -245,7 +297,16 @@ def all_specs(ctx: dict, state: Path, origin_settings: dict[str, str]) -> list[S
         infinity_spec("optimum"),
         infinity_spec("torch"),
         st_spec(),
+        bento_spec(),
         origin_spec("outpost-int8", 2, "int8", origin_settings),
         edge_spec(),
     ]
     return specs
+
+
+def optional_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
+    """Servers run only when named with --servers: the origin with the threads setting the
+    model guide suggests when other busy processes share its cores."""
+    return [
+        origin_spec("outpost-fp32-shared", 1, "fp32", origin_settings, variant="shared"),
+    ]

@@ -4,7 +4,7 @@
 # infinity-emb and sentence-transformers pull dependency versions that conflict with ours.
 # torch is pinned in every install (an unpinned torch pulls a multi-GB CUDA build).
 #   bench/peers/setup.sh            # all peers
-#   bench/peers/setup.sh infinity   # one peer: infinity | st | loadgen
+#   bench/peers/setup.sh infinity   # one peer: infinity | st | bentoml | loadgen
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -39,6 +39,10 @@ if [ "$want" = all ] || [ "$want" = infinity ]; then
 fi
 if [ "$want" = all ] || [ "$want" = st ]; then
   make_venv st sentence-transformers fastapi "uvicorn[standard]" "$TORCH"
+fi
+if [ "$want" = all ] || [ "$want" = bentoml ]; then
+  # BentoML serving sentence-transformers with its adaptive batching (bench/peers/bento_service.py).
+  make_venv bentoml bentoml sentence-transformers "$TORCH"
 fi
 if [ "$want" = all ] || [ "$want" = loadgen ]; then
   # Load generator and orchestration: aiohttp (client), psutil (RSS), matplotlib (chart),

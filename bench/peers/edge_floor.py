@@ -1,0 +1,153 @@
+"""What the edge costs in front of the origin, against the floor, and what the origin's threads
+change: servers up side by side, measured in alternation at the key cell.
+
+    .outpost/bench-venvs/loadgen/bin/python bench/peers/edge_floor.py [--pairs 5] [--duration 6]
+
+Started once each, then measured one after another in short windows, `--pairs` times (32
+clients, short single inputs, as paired.py):
+
+- `outpost-fp32`: the origin alone, default settings;
+- `edge-nocache`, `edge-nocache-identity`: the edge in front of it, cache off, answering gzip
+  (as mobile clients ask) or the origin's bytes unchanged;
+- `relay`: bench/peers/relay.py in front of the same origin, copying bytes without parsing
+  them: the floor for any process in the path;
+- `outpost-fp32-shared`, `edge-nocache-shared`: the origin with the threads setting the model
+  guide suggests when other busy processes share its cores (single-threaded batches, two at a
+  time), alone and behind an edge.
+
+Per window it records throughput, p99, each process's share of the CPU time used and its CPU
+time per request (process CPU times on this VM also move with the hypervisor, so compare
+windows of one run, not runs). Ratios compare windows of the same pair, seconds apart.
+Results: bench/results/edge-floor.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run
+import servers
+from issuer import BenchIssuer
+from paired import cpu_seconds, cpu_shares
+
+OUT = run.ROOT / "bench" / "results" / "edge-floor.json"
+ORDER = [
+    "outpost-fp32",
+    "edge-nocache",
+    "edge-nocache-identity",
+    "relay",
+    "outpost-fp32-shared",
+    "edge-nocache-shared",
+]
+# (numerator, denominator) window pairs compared by throughput.
+RATIOS = {
+    "edge_vs_origin": ("edge-nocache", "outpost-fp32"),
+    "edge_identity_vs_origin": ("edge-nocache-identity", "outpost-fp32"),
+    "relay_vs_origin": ("relay", "outpost-fp32"),
+    "shared_edge_vs_shared_origin": ("edge-nocache-shared", "outpost-fp32-shared"),
+    "shared_origin_vs_origin": ("outpost-fp32-shared", "outpost-fp32"),
+    "shared_edge_vs_edge": ("edge-nocache-shared", "edge-nocache"),
+}
+
+
+def specs_for(ctx: dict) -> dict[str, servers.ServerSpec]:
+    shared_origin = servers.origin_spec(
+        "outpost-fp32-shared", 1, "fp32", run.ORIGIN_SETTINGS, variant="shared"
+    )
+    shared_edge = dataclasses.replace(
+        servers.edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"
+    )
+    return {
+        "outpost-fp32": servers.origin_spec("outpost-fp32", 1, "fp32", run.ORIGIN_SETTINGS),
+        "edge-nocache": servers.edge_spec(),
+        "edge-nocache-identity": servers.edge_spec(identity=True),
+        "relay": servers.relay_spec(),
+        "outpost-fp32-shared": shared_origin,
+        "edge-nocache-shared": shared_edge,
+    }
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: float) -> dict:
+    """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
+    spent = {n: (after[n] - before[n]) / max(requests, 1.0) * 1e6 for n in after}
+    return {n: round(us) for n, us in spent.items() if us >= 0.5}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=6.0)
+    args = parser.parse_args()
+    issuer = BenchIssuer()
+    ctx: dict = {"issuer": issuer}
+    specs = specs_for(ctx)
+    servers.prepare_origin_models(ctx, run.STATE)
+    windows: dict[str, list[dict]] = {n: [] for n in ORDER}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        inputs, texts = run.prepare_inputs(Path(tmp))
+        live = {}
+        for name in ORDER:
+            base, launch, sampler = stack.enter_context(run.running(specs[name], ctx, "floor"))
+            ctx[f"base_{name}"] = base
+            run.warm(base, launch, texts)
+            live[name] = (base, launch, sampler)
+        procs = {n: s.proc for n, (_, _, s) in live.items()}
+        for i in range(args.pairs):
+            for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
+                base, launch, sampler = live[name]
+                cpu0 = cpu_seconds(procs)
+                cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
+                cpu1 = cpu_seconds(procs)
+                # The load generator's warm-up requests use CPU too: count them by its rate.
+                sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
+                cell["cpu_share"] = cpu_shares(cpu0, cpu1)
+                cell["cpu_us_per_request"] = cpu_per_request(cpu0, cpu1, sent)
+                windows[name].append(cell)
+                print(
+                    f"  {i} {name:22s} {cell['sentences_per_s']:7.1f} sent/s "
+                    f"p99 {cell['p99_ms']} ms err {cell['errors']} "
+                    f"cpu/req {cell['cpu_us_per_request']}",
+                    flush=True,
+                )
+    issuer.close()
+
+    result: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cell": {"input": "short", "batch": 1, "concurrency": 32, "duration_s": args.duration},
+        "order": "alternating: " + " -> ".join(ORDER) + ", reversed every other pair",
+        "shared_cores_setting": "onnx.intra_op_threads 1, batching.max_concurrent_batches 2",
+        "windows": windows,
+        "throughput_ratios": {},
+        "cpu_us_per_request_median": {},
+    }
+    for key, (a, b) in RATIOS.items():
+        per_pair = [
+            round(x["sentences_per_s"] / y["sentences_per_s"], 3)
+            for x, y in zip(windows[a], windows[b], strict=True)
+            if x["sentences_per_s"] and y["sentences_per_s"]
+        ]
+        result["throughput_ratios"][key] = {
+            "per_pair": per_pair,
+            "median": round(statistics.median(per_pair), 3) if per_pair else None,
+        }
+    for name, cells in windows.items():
+        names = {n for c in cells for n in c["cpu_us_per_request"]}
+        result["cpu_us_per_request_median"][name] = {
+            n: round(statistics.median(c["cpu_us_per_request"].get(n, 0) for c in cells))
+            for n in sorted(names)
+        }
+    OUT.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
