@@ -28,16 +28,14 @@ import dataclasses
 import json
 import statistics
 import sys
-import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
 from issuer import BenchIssuer
-from paired import cpu_seconds, cpu_shares
+from paired import alternate
 
 OUT = run.ROOT / "bench" / "results" / "edge-floor.json"
 ORDER = [
@@ -76,48 +74,28 @@ def specs_for(ctx: dict) -> dict[str, servers.ServerSpec]:
     }
 
 
-def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: float) -> dict:
+def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
     """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
-    spent = {n: (after[n] - before[n]) / max(requests, 1.0) * 1e6 for n in after}
-    return {n: round(us) for n, us in spent.items() if us >= 0.5}
+    per = {n: seconds / max(requests, 1.0) * 1e6 for n, seconds in spent.items()}
+    return {n: round(us) for n, us in per.items() if us >= 0.5}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=6.0)
     args = parser.parse_args()
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
     specs = specs_for(ctx)
     servers.prepare_origin_models(ctx, run.STATE)
-    windows: dict[str, list[dict]] = {n: [] for n in ORDER}
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        inputs, texts = run.prepare_inputs(Path(tmp))
-        live = {}
-        for name in ORDER:
-            base, launch, sampler = stack.enter_context(run.running(specs[name], ctx, "floor"))
-            ctx[f"base_{name}"] = base
-            run.warm(base, launch, texts)
-            live[name] = (base, launch, sampler)
-        procs = {n: s.proc for n, (_, _, s) in live.items()}
-        for i in range(args.pairs):
-            for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
-                base, launch, sampler = live[name]
-                cpu0 = cpu_seconds(procs)
-                cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
-                cpu1 = cpu_seconds(procs)
-                # The load generator's warm-up requests use CPU too: count them by its rate.
-                sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
-                cell["cpu_share"] = cpu_shares(cpu0, cpu1)
-                cell["cpu_us_per_request"] = cpu_per_request(cpu0, cpu1, sent)
-                windows[name].append(cell)
-                print(
-                    f"  {i} {name:22s} {cell['sentences_per_s']:7.1f} sent/s "
-                    f"p99 {cell['p99_ms']} ms err {cell['errors']} "
-                    f"cpu/req {cell['cpu_us_per_request']}",
-                    flush=True,
-                )
+    windows = alternate(specs, ORDER, ctx, args.pairs, args.duration, "floor")
+    for cells in windows.values():
+        for cell in cells:
+            # The load generator's warm-up requests use CPU too: count them at its rate.
+            sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
+            cell["cpu_us_per_request"] = cpu_per_request(cell["cpu_seconds"], sent)
     issuer.close()
 
     result: dict = {
@@ -145,7 +123,7 @@ def main() -> None:
             n: round(statistics.median(c["cpu_us_per_request"].get(n, 0) for c in cells))
             for n in sorted(names)
         }
-    OUT.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
 
 

@@ -61,9 +61,48 @@ def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}
 
 
+def alternate(
+    specs: dict[str, servers.ServerSpec],
+    order: list[str],
+    ctx: dict,
+    pairs: int,
+    duration: float,
+    tag: str,
+) -> dict[str, list[dict]]:
+    """Start the servers in `order` once (each warmed; later ones may front earlier ones), then
+    measure the key cell on each in turn, `pairs` times, reversing the order every other pair.
+    Each window records its CPU shares and each process's CPU seconds (`cpu_seconds`)."""
+    windows: dict[str, list[dict]] = {n: [] for n in order}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        inputs, texts = run.prepare_inputs(Path(tmp))
+        live = {}
+        for name in order:
+            base, launch, sampler = stack.enter_context(run.running(specs[name], ctx, tag))
+            ctx[f"base_{name}"] = base
+            run.warm(base, launch, texts)
+            live[name] = (base, launch, sampler)
+        procs = {n: s.proc for n, (_, _, s) in live.items()}
+        for i in range(pairs):
+            for name in order if i % 2 == 0 else list(reversed(order)):
+                base, launch, sampler = live[name]
+                cpu0 = cpu_seconds(procs)
+                cell = run.run_cell(base, launch, inputs, "short", 1, 32, duration, sampler)
+                cpu1 = cpu_seconds(procs)
+                cell["cpu_share"] = cpu_shares(cpu0, cpu1)
+                cell["cpu_seconds"] = {n: round(cpu1[n] - cpu0[n], 4) for n in cpu1}
+                windows[name].append(cell)
+                print(
+                    f"  {i} {name:22s} {cell['sentences_per_s']:7.1f} sent/s "
+                    f"p99 {cell['p99_ms']} ms err {cell['errors']} cpu {cell['cpu_share']}",
+                    flush=True,
+                )
+    return windows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
     issuer = BenchIssuer()
@@ -71,28 +110,7 @@ def main() -> None:
     specs = {s.name: s for s in servers.all_specs(ctx, run.STATE, run.ORIGIN_SETTINGS)}
     specs["edge-nocache-identity"] = servers.edge_spec(identity=True)
     servers.prepare_origin_models(ctx, run.STATE)
-    windows: dict[str, list[dict]] = {n: [] for n in ORDER}
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        inputs, texts = run.prepare_inputs(Path(tmp))
-        live = {}
-        for name in ORDER:
-            base, launch, sampler = stack.enter_context(run.running(specs[name], ctx, "paired"))
-            ctx[f"base_{name}"] = base
-            run.warm(base, launch, texts)
-            live[name] = (base, launch, sampler)
-        procs = {n: s.proc for n, (_, _, s) in live.items()}
-        for i in range(args.pairs):
-            for name in ORDER if i % 2 == 0 else list(reversed(ORDER)):
-                base, launch, sampler = live[name]
-                cpu0 = cpu_seconds(procs)
-                cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, sampler)
-                cell["cpu_share"] = cpu_shares(cpu0, cpu_seconds(procs))
-                windows[name].append(cell)
-                print(
-                    f"  {i} {name:18s} {cell['sentences_per_s']:7.1f} sent/s "
-                    f"p99 {cell['p99_ms']} ms err {cell['errors']} cpu {cell['cpu_share']}",
-                    flush=True,
-                )
+    windows = alternate(specs, ORDER, ctx, args.pairs, args.duration, "paired")
     issuer.close()
 
     def ratios(a: str, b: str, field: str) -> list[float]:
@@ -131,7 +149,7 @@ def main() -> None:
     for k in list(result):
         if isinstance(result[k], list) and k != "windows" and result[k]:
             result[k + "_median"] = round(statistics.median(result[k]), 3)
-    OUT.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
 
 
