@@ -57,7 +57,8 @@ RATIOS = {
 }
 
 
-def specs_for(ctx: dict) -> dict[str, servers.ServerSpec]:
+def specs_for() -> dict[str, servers.ServerSpec]:
+    """The six servers of ORDER, by name."""
     shared_origin = servers.origin_spec(
         "outpost-fp32-shared", 1, "fp32", run.ORIGIN_SETTINGS, variant="shared"
     )
@@ -88,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
-    specs = specs_for(ctx)
+    specs = specs_for()
     servers.prepare_origin_models(ctx, run.STATE)
     windows = alternate(specs, ORDER, ctx, args.pairs, args.duration, "floor")
     for cells in windows.values():
