@@ -34,7 +34,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from issuer import BenchIssuer
 from paired import alternate
 
 OUT = run.ROOT / "bench" / "results" / "edge-floor.json"
@@ -87,17 +86,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=6.0)
     args = parser.parse_args()
-    issuer = BenchIssuer()
-    ctx: dict = {"issuer": issuer}
-    specs = specs_for()
-    servers.prepare_origin_models(ctx, run.STATE)
-    windows = alternate(specs, ORDER, ctx, args.pairs, args.duration, "floor")
+    windows = alternate(specs_for(), ORDER, args.pairs, args.duration, "floor")
     for cells in windows.values():
         for cell in cells:
             # The load generator's warm-up requests use CPU too: count them at its rate.
             sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
             cell["cpu_us_per_request"] = cpu_per_request(cell["cpu_seconds"], sent)
-    issuer.close()
 
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -62,18 +62,18 @@ def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, f
 
 
 def alternate(
-    specs: dict[str, servers.ServerSpec],
-    order: list[str],
-    ctx: dict,
-    pairs: int,
-    duration: float,
-    tag: str,
+    specs: dict[str, servers.ServerSpec], order: list[str], pairs: int, duration: float, tag: str
 ) -> dict[str, list[dict]]:
-    """Start the servers in `order` once (each warmed; later ones may front earlier ones), then
-    measure the key cell on each in turn, `pairs` times, reversing the order every other pair.
-    Each window records its CPU shares and each process's CPU seconds (`cpu_seconds`)."""
+    """Start the servers in `order` once (each warmed; later ones may front earlier ones, and
+    edges trust a token issuer started here), then measure the key cell on each in turn,
+    `pairs` times, reversing the order every other pair. Each window records its CPU shares
+    and each process's CPU seconds (`cpu_seconds`)."""
     windows: dict[str, list[dict]] = {n: [] for n in order}
+    ctx: dict = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        ctx["issuer"] = BenchIssuer()
+        stack.callback(ctx["issuer"].close)
+        servers.prepare_origin_models(ctx, run.STATE)
         inputs, texts = run.prepare_inputs(Path(tmp))
         live = {}
         for name in order:
@@ -105,13 +105,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
-    issuer = BenchIssuer()
-    ctx: dict = {"issuer": issuer}
-    specs = {s.name: s for s in servers.all_specs(ctx, run.STATE, run.ORIGIN_SETTINGS)}
+    specs = {s.name: s for s in servers.all_specs({}, run.STATE, run.ORIGIN_SETTINGS)}
     specs["edge-nocache-identity"] = servers.edge_spec(identity=True)
-    servers.prepare_origin_models(ctx, run.STATE)
-    windows = alternate(specs, ORDER, ctx, args.pairs, args.duration, "paired")
-    issuer.close()
+    windows = alternate(specs, ORDER, args.pairs, args.duration, "paired")
 
     def ratios(a: str, b: str, field: str) -> list[float]:
         return [
