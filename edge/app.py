@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import re
-import zlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -83,19 +82,6 @@ def _is_json(content_type: str | None) -> bool:
         return True
     media = content_type.split(";")[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
-
-
-def _gzip(body: bytes, level: int) -> bytes:
-    """gzip with zlib's window and hash table sized to the body.
-
-    For the few-KB bodies an API answers, setting up zlib's default 32 KiB window and 32 Ki-entry
-    hash table costs more than compressing: for a 4.8 KB embedding, 54 µs instead of 101 µs at
-    level 1. A window as large as the body loses nothing (no back-reference reaches further), and
-    a hash table no larger than the window made output under 0.3% larger when measured.
-    """
-    wbits = min(15, max(9, (len(body) - 1).bit_length()))
-    c = zlib.compressobj(level, zlib.DEFLATED, 16 + wbits, max(1, min(8, wbits - 7)))
-    return c.compress(body) + c.flush()
 
 
 @dataclass(slots=True)
@@ -386,7 +372,7 @@ class EdgeApp:
             "accept-encoding", ""
         ):
             if entry.gzipped is None:
-                entry.gzipped = _gzip(body, self.config.gzip_level)
+                entry.gzipped = self.platform.gzip(body, self.config.gzip_level)
             body = entry.gzipped
             headers["content-encoding"] = "gzip"
             headers["vary"] = "accept-encoding"
@@ -551,6 +537,6 @@ class EdgeApp:
             and "gzip" in req.headers.get("accept-encoding", "")
             and h.get("content-type", "").startswith(_COMPRESSIBLE)
         ):
-            resp.body = _gzip(resp.body, self.config.gzip_level)
+            resp.body = self.platform.gzip(resp.body, self.config.gzip_level)
             h["content-encoding"] = "gzip"
             h["vary"] = f"{h['vary']}, accept-encoding" if "vary" in h else "accept-encoding"

@@ -662,6 +662,44 @@ def _http_clients(data: dict[str, Any]) -> str:
     )
 
 
+def _gzip_table(data: dict[str, Any]) -> str:
+    rows = [
+        (
+            r["body"],
+            r["body_bytes"],
+            r["level"],
+            r["zlib_cpu_us"],
+            r["isal_cpu_us"],
+            f"{r['isal_over_zlib_cpu']}x",
+            r["zlib_bytes"],
+            r["isal_bytes"],
+            f"{r['isal_over_zlib_bytes']}x",
+        )
+        for r in data.get("rows", [])
+    ]
+    versions = data.get("versions", {})
+    return (
+        f"Measured {data.get('when')} (isal {versions.get('isal')}, zlib {versions.get('zlib')}): "
+        "answers shaped like the origin's, CPU µs per answer (medians of interleaved rounds).\n\n"
+        + table(
+            [
+                "answer",
+                "bytes",
+                "level",
+                "zlib µs",
+                "ISA-L µs",
+                "ISA-L / zlib CPU",
+                "zlib bytes",
+                "ISA-L bytes",
+                "ISA-L / zlib size",
+            ],
+            rows,
+        )
+        + "\nThe Worker compresses with zlib, the local edge with ISA-L "
+        "([the edge guide](edge.md#cache)).\n"
+    )
+
+
 def quantization_table(models_dir: Path | None = None) -> str:
     """fp32 vs int8 numbers from the build stamps (`.build.json`) the model builder writes."""
     models_dir = models_dir or ROOT / "models"
@@ -719,11 +757,18 @@ def benchmarks_reference() -> str:
     if data:
         out.append("\n### Edge forwarding client (`bench/http_clients.py`)\n\n")
         out.append(_http_clients(data))
+    data = _load_result("gzip.json")
+    if data:
+        out.append("\n### Edge gzip (`bench/gzip_bench.py`)\n\n")
+        out.append(_gzip_table(data))
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
     out.append(quantization_table())
-    known = {"origin_load.json", "edge_bench.json", "peers.json", "soak.json", "http_clients.json"}
+    known = {
+        *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
+        *("http_clients.json", "gzip.json"),
+    }
     for path in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir() else []:
         if path.name not in known:
             out.append(f"\n### `{path.name}`\n\n" + _flat(json.loads(path.read_text())))

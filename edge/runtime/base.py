@@ -72,3 +72,7 @@ class Platform(Protocol):
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         """(content type, body) for `/metrics`, or None where metrics are not served."""
         ...
+
+    def gzip(self, body: bytes, level: int) -> bytes:
+        """`body` as a gzip member; `level` 1 (fastest) to 9 (smallest), as zlib's."""
+        ...

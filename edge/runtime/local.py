@@ -1,5 +1,5 @@
 """The local platform: aiohttp connection pool, `cryptography` signatures, asyncio tasks,
-Prometheus metrics. Never imported inside Workers.
+Prometheus metrics, ISA-L gzip. Never imported inside Workers.
 
 aiohttp rather than httpx for the origin client: on loopback an httpx round trip costs ~1 ms of
 client CPU against ~0.17 ms for aiohttp (bench/edge_bench.py measures the miss path).
@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
+from isal import isal_zlib
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily
@@ -42,6 +43,10 @@ class _StatsCollector(Collector):
                 family.add_metric(list(values), count)
             yield family
 
+
+# ISA-L's levels are 0-3; zlib's 1-9 map onto 1-3 (1-3 -> 1, 4-6 -> 2, 7-9 -> 3). Its 0 is left
+# out: a 4.8 KB embedding answer came out 57% larger than at 1, to save a few µs.
+_ISAL_LEVEL = {level: (level + 2) // 3 for level in range(1, 10)}
 
 # Headers aiohttp would add on its own: the edge forwards exactly what it was given.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
@@ -142,6 +147,11 @@ class LocalPlatform:
             self._registry = CollectorRegistry(auto_describe=False)
             self._registry.register(_StatsCollector(stats))
         return "text/plain; version=0.0.4; charset=utf-8", generate_latest(self._registry)
+
+    def gzip(self, body: bytes, level: int) -> bytes:
+        # ISA-L rather than zlib: on a 4.8 KB embedding answer at level 1, under half of zlib's
+        # CPU (zlib's window sized to the body) and 9% smaller output (bench/gzip_bench.py).
+        return isal_zlib.compress(body, _ISAL_LEVEL[level], 31)  # wbits 31: a gzip member
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

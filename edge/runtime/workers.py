@@ -11,6 +11,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from edge.compression import zlib_gzip
 from edge.messages import UpstreamError, UpstreamResponse
 from edge.runtime.base import CachedResponse
 from edge.stats import Stats
@@ -158,3 +159,6 @@ class WorkersPlatform:
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         return None
+
+    def gzip(self, body: bytes, level: int) -> bytes:
+        return zlib_gzip(body, level)

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.app import _gzip
 from edge.auth import Authenticator, AuthError
 from edge.cache import cache_key, canonical_json
+from edge.compression import zlib_gzip
 from edge.config import ConfigError, from_mapping
 from edge.runtime.local import LocalPlatform
 from origin.engine.batcher import Batcher
@@ -81,12 +81,18 @@ def test_cache_key_includes_the_model_version(v1: str, v2: str) -> None:
 @PROPS
 @given(
     unit=st.binary(min_size=1, max_size=64),
-    repeats=st.integers(1, 1500),  # up to ~96 KB: across every window size _gzip picks
+    repeats=st.integers(1, 1500),  # up to ~96 KB: across every window size zlib_gzip picks
     level=st.integers(1, 9),
 )
 def test_gzip_sized_to_the_body_round_trips(unit: bytes, repeats: int, level: int) -> None:
     body = unit * repeats
-    assert gzip.decompress(_gzip(body, level)) == body
+    assert gzip.decompress(zlib_gzip(body, level)) == body
+
+
+@PROPS
+@given(body=st.binary(max_size=70_000), level=st.integers(1, 9))
+def test_local_isal_gzip_round_trips_at_every_level(body: bytes, level: int) -> None:
+    assert gzip.decompress(LocalPlatform().gzip(body, level)) == body
 
 
 @pytest.mark.parametrize("level", ["0", "10", "-1"])

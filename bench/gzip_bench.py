@@ -1,0 +1,120 @@
+"""What the edge's gzip costs, per runtime (a benchmark, not a test).
+
+    .venv/bin/python bench/gzip_bench.py [--reps 400] [--rounds 5] [--out bench/results/gzip.json]
+
+Compresses answers shaped like the origin's (orjson-encoded float32 MiniLM embeddings, 384
+values, unit length: one input and a batch of 16) with both gzip implementations the edge has:
+`zlib_gzip` (the standard library, what the Worker runs inside Pyodide) and the local platform's
+(ISA-L, python-isal). Records CPU µs per answer (process time, medians of interleaved rounds),
+compressed size, and ISA-L / zlib ratios from the same run, at the levels 1, 6 and 9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import isal
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge.compression import zlib_gzip  # noqa: E402
+from edge.runtime.local import LocalPlatform  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "gzip.json"
+LEVELS = (1, 6, 9)
+
+
+def embedding_answer(inputs: int, seed: int = 0) -> bytes:
+    """An OpenAI-style embeddings answer as the origin encodes it (orjson, float32 arrays)."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((inputs, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ],
+            "model": "all-minilm-l6-v2",
+            "usage": {"prompt_tokens": 9 * inputs, "total_tokens": 9 * inputs},
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def cpu_us(fn: Callable[[bytes, int], bytes], body: bytes, level: int, reps: int) -> float:
+    start = time.process_time()
+    for _ in range(reps):
+        fn(body, level)
+    return 1e6 * (time.process_time() - start) / reps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=400, help="compressions per measurement")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    local = LocalPlatform()
+    impls = {"zlib": zlib_gzip, "isal": local.gzip}
+    bodies = {
+        "embedding, 1 input": embedding_answer(1),
+        "embeddings, 16 inputs": embedding_answer(16),
+    }
+    rows = []
+    for name, body in bodies.items():
+        reps = max(10, args.reps * 4800 // len(body))
+        for level in LEVELS:
+            sizes = {}
+            for impl, fn in impls.items():
+                packed = fn(body, level)
+                if gzip.decompress(packed) != body:
+                    raise SystemExit(f"{impl} level {level} did not round-trip {name}")
+                sizes[impl] = len(packed)
+            samples: dict[str, list[float]] = {impl: [] for impl in impls}
+            for i in range(args.rounds):
+                order = list(impls) if i % 2 == 0 else list(reversed(impls))
+                for impl in order:
+                    samples[impl].append(cpu_us(impls[impl], body, level, reps))
+            cpu = {impl: statistics.median(v) for impl, v in samples.items()}
+            rows.append(
+                {
+                    "body": name,
+                    "body_bytes": len(body),
+                    "level": level,
+                    "zlib_cpu_us": round(cpu["zlib"], 1),
+                    "isal_cpu_us": round(cpu["isal"], 1),
+                    "isal_over_zlib_cpu": round(cpu["isal"] / cpu["zlib"], 2),
+                    "zlib_bytes": sizes["zlib"],
+                    "isal_bytes": sizes["isal"],
+                    "isal_over_zlib_bytes": round(sizes["isal"] / sizes["zlib"], 3),
+                }
+            )
+            print(json.dumps(rows[-1]))
+    result = {
+        "benchmark": "gzip",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "versions": {"isal": isal.__version__, "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION},
+        "rounds": args.rounds,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
