@@ -64,6 +64,7 @@ def worker(
             {
                 "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": shared_origin.url}]),
                 "OUTPOST_EDGE_ISSUERS": json.dumps(issuer_settings(issuer, oidc_issuer)),
+                "OUTPOST_EDGE_GZIP_MIN_BYTES": "64",  # the tiny model's answers are small
             }
         ),
     }
@@ -115,6 +116,27 @@ def test_worker_serves_authenticated_cached_inference_in_pyodide(
         assert embed(client, proc, forged, "pyodide").status_code == 401
         health = client.get(proc.url + "/healthz").json()
         assert health["platform"] == "workers"
+
+
+def test_worker_gzips_answers_with_zlib_in_pyodide(
+    worker: tuple[Proc, dict], issuer: Issuer
+) -> None:
+    """The Worker's own gzip (`edge.compression`, the standard library's zlib inside Pyodide): a
+    client that accepts gzip gets the same JSON compressed, on a miss and on a hit."""
+    proc, _ = worker
+    token = issuer.token("ed-1")
+    with httpx.Client(timeout=60) as client:
+        plain = embed(client, proc, token, "pyodide gzip", headers={"accept-encoding": "identity"})
+        assert plain.status_code == 200, plain.text
+        assert "content-encoding" not in plain.headers
+        for text, state in (("pyodide gzip", "HIT"), ("pyodide gzip miss", "MISS")):
+            zipped = embed(client, proc, token, text, headers={"accept-encoding": "gzip"})
+            assert zipped.status_code == 200, zipped.text
+            assert zipped.headers["x-cache"] == state
+            assert zipped.headers["content-encoding"] == "gzip"  # httpx decoded it to read it
+            assert zipped.json()["data"]
+        hit = embed(client, proc, token, "pyodide gzip", headers={"accept-encoding": "gzip"})
+        assert hit.json() == plain.json()
 
 
 def test_worker_module_level_imports_only_the_entry(worker: tuple[Proc, dict]) -> None:
