@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
-    specs = {s.name: s for s in servers.all_specs({}, run.STATE, run.ORIGIN_SETTINGS)}
+    specs = {s.name: s for s in servers.all_specs(run.ORIGIN_SETTINGS)}
     specs["edge-nocache-identity"] = servers.edge_spec(identity=True)
     windows = alternate(specs, ORDER, args.pairs, args.duration, "paired")
 

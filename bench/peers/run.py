@@ -300,6 +300,7 @@ def machine_info() -> dict:
         "sentence-transformers",
         "transformers",
         "aiohttp",
+        "isal",
         "bentoml",
     ]
     return {
@@ -412,7 +413,7 @@ def main() -> None:
     ORIGIN_SETTINGS.update(kv.split("=", 1) for kv in args.origin_env)
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
-    specs = servers.all_specs(ctx, STATE, ORIGIN_SETTINGS)
+    specs = servers.all_specs(ORIGIN_SETTINGS)
     by_name = {s.name: s for s in specs + servers.optional_specs(ORIGIN_SETTINGS)}
     if args.servers:
         wanted = args.servers.split(",")

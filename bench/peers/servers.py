@@ -290,7 +290,7 @@ def relay_spec(upstream: str = "outpost-fp32") -> ServerSpec:
     return ServerSpec("relay", "byte relay -> origin (fp32)", "fp32", launch, needs=[upstream])
 
 
-def all_specs(ctx: dict, state: Path, origin_settings: dict[str, str]) -> list[ServerSpec]:
+def all_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
     """Every server in benchmark order; Outpost fp32 first (it is the vector reference)."""
     specs = [
         origin_spec("outpost-fp32", 1, "fp32", origin_settings),

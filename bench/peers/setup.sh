@@ -42,7 +42,8 @@ if [ "$want" = all ] || [ "$want" = st ]; then
 fi
 if [ "$want" = all ] || [ "$want" = bentoml ]; then
   # BentoML serving sentence-transformers with its adaptive batching (bench/peers/bento_service.py).
-  make_venv bentoml bentoml sentence-transformers "$TORCH"
+  # Pinned: bento_service.py works around a client-session defect measured on this release.
+  make_venv bentoml bentoml==1.4.40 sentence-transformers "$TORCH"
 fi
 if [ "$want" = all ] || [ "$want" = loadgen ]; then
   # Load generator and orchestration: aiohttp (client), psutil (RSS), matplotlib (chart),
