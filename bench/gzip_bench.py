@@ -19,6 +19,7 @@ import platform
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def main() -> None:
         "benchmark": "gzip",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "versions": {"isal": isal.__version__, "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION},
+        "versions": {"isal": isal.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION},
         "rounds": args.rounds,
         "rows": rows,
     }
