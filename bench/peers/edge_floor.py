@@ -24,7 +24,6 @@ Results: bench/results/edge-floor.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -56,24 +55,6 @@ RATIOS = {
 }
 
 
-def specs_for() -> dict[str, servers.ServerSpec]:
-    """The six servers of ORDER, by name."""
-    shared_origin = servers.origin_spec(
-        "outpost-fp32-shared", 1, "fp32", run.ORIGIN_SETTINGS, variant="shared"
-    )
-    shared_edge = dataclasses.replace(
-        servers.edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"
-    )
-    return {
-        "outpost-fp32": servers.origin_spec("outpost-fp32", 1, "fp32", run.ORIGIN_SETTINGS),
-        "edge-nocache": servers.edge_spec(),
-        "edge-nocache-identity": servers.edge_spec(identity=True),
-        "relay": servers.relay_spec(),
-        "outpost-fp32-shared": shared_origin,
-        "edge-nocache-shared": shared_edge,
-    }
-
-
 def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
     """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
     per = {n: seconds / max(requests, 1.0) * 1e6 for n, seconds in spent.items()}
@@ -86,7 +67,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=6.0)
     args = parser.parse_args()
-    windows = alternate(specs_for(), ORDER, args.pairs, args.duration, "floor")
+    specs = servers.by_name(run.ORIGIN_SETTINGS)
+    windows = alternate(specs, ORDER, args.pairs, args.duration, "floor")
     for cells in windows.values():
         for cell in cells:
             # The load generator's warm-up requests use CPU too: count them at its rate.

@@ -105,9 +105,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT, help="results file")
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
-    specs = {s.name: s for s in servers.all_specs(run.ORIGIN_SETTINGS)}
-    specs["edge-nocache-identity"] = servers.edge_spec(identity=True)
-    windows = alternate(specs, ORDER, args.pairs, args.duration, "paired")
+    windows = alternate(
+        servers.by_name(run.ORIGIN_SETTINGS), ORDER, args.pairs, args.duration, "paired"
+    )
 
     def ratios(a: str, b: str, field: str) -> list[float]:
         return [

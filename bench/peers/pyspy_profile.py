@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
-    specs = {s.name: s for s in servers.all_specs(run.ORIGIN_SETTINGS)}
+    specs = servers.by_name(run.ORIGIN_SETTINGS)
     if args.server.startswith(("outpost", "edge")):
         servers.prepare_origin_models(ctx, run.STATE)
     spec = specs[args.server]

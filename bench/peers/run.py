@@ -379,7 +379,7 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         default="",
-        help="comma-separated server names (default: all but the optional outpost-fp32-shared)",
+        help="comma-separated server names (default: all but servers.optional_specs)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the key cell (>=1)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per cell")
@@ -414,14 +414,14 @@ def main() -> None:
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
     specs = servers.all_specs(ORIGIN_SETTINGS)
-    by_name = {s.name: s for s in specs + servers.optional_specs(ORIGIN_SETTINGS)}
+    by_name = servers.by_name(ORIGIN_SETTINGS)
     if args.servers:
         wanted = args.servers.split(",")
         unknown = sorted(set(wanted) - set(by_name))
         if unknown:
             parser.error(f"unknown servers {unknown}; known: {', '.join(by_name)}")
         specs = [s for s in by_name.values() if s.name in wanted]  # benchmark order
-    if any(s.name.startswith(("outpost", "edge")) for s in specs):
+    if any(s.name.startswith(("outpost", "edge", "relay")) for s in specs):  # origins, or in front
         try:
             servers.prepare_origin_models(ctx, STATE)
         except Exception as exc:  # origin runs will then fail and be recorded as failed

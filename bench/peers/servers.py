@@ -12,7 +12,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,8 +305,17 @@ def all_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
 
 
 def optional_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
-    """Servers run only when named with --servers: the origin with the threads setting the
-    model guide suggests when other busy processes share its cores."""
+    """Servers run only when named (run.py --servers, paired.py, edge_floor.py): the edge
+    answering the origin's bytes, the byte relay, and the origin with the threads setting the
+    model guide suggests when other busy processes share its cores, alone and behind an edge."""
     return [
+        edge_spec(identity=True),
+        relay_spec(),
         origin_spec("outpost-fp32-shared", 1, "fp32", origin_settings, variant="shared"),
+        replace(edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"),
     ]
+
+
+def by_name(origin_settings: dict[str, str]) -> dict[str, ServerSpec]:
+    """Every server, default and optional, by name, in benchmark order."""
+    return {s.name: s for s in all_specs(origin_settings) + optional_specs(origin_settings)}
