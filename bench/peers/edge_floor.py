@@ -74,6 +74,7 @@ def main() -> None:
             # The load generator's warm-up requests use CPU too: count them at its rate.
             sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
             cell["cpu_us_per_request"] = cpu_per_request(cell["cpu_seconds"], sent)
+            cell["system_us_per_request"] = cpu_per_request(cell["system_seconds"], sent)
 
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -83,6 +84,7 @@ def main() -> None:
         "windows": windows,
         "throughput_ratios": {},
         "cpu_us_per_request_median": {},
+        "system_us_per_request_median": {},
     }
     for key, (a, b) in RATIOS.items():
         per_pair = [
@@ -95,11 +97,11 @@ def main() -> None:
             "median": round(statistics.median(per_pair), 3) if per_pair else None,
         }
     for name, cells in windows.items():
-        names = {n for c in cells for n in c["cpu_us_per_request"]}
-        result["cpu_us_per_request_median"][name] = {
-            n: round(statistics.median(c["cpu_us_per_request"].get(n, 0) for c in cells))
-            for n in sorted(names)
-        }
+        for key in ("cpu_us_per_request", "system_us_per_request"):
+            names = {n for c in cells for n in c[key]}
+            result[f"{key}_median"][name] = {
+                n: round(statistics.median(c[key].get(n, 0) for c in cells)) for n in sorted(names)
+            }
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
 

@@ -36,27 +36,31 @@ OUT = run.ROOT / "bench" / "results" / "peers-paired.json"
 ORDER = ["outpost-fp32", "infinity-optimum", "edge-nocache", "edge-nocache-identity"]
 
 
-def cpu_seconds(live: dict[str, psutil.Process]) -> dict[str, float]:
-    """CPU seconds used so far by each server started here (with its child processes), and
-    as "load generator" by the load generator runs that have finished."""
+def cpu_seconds(live: dict[str, psutil.Process]) -> dict[str, tuple[float, float]]:
+    """(user, system) CPU seconds used so far by each server started here (with its child
+    processes), and as "load generator" by the load generator runs that have finished."""
     used = {}
     for name, proc in live.items():
-        used[name] = 0.0
+        user = system = 0.0
         for p in [proc, *proc.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
-                used[name] += t.user + t.system
+                user += t.user
+                system += t.system
+        used[name] = (user, system)
     own = resource.getrusage(resource.RUSAGE_CHILDREN)  # load generators, once waited for
-    used["load generator"] = own.ru_utime + own.ru_stime
+    used["load generator"] = (own.ru_utime, own.ru_stime)
     return used
 
 
-def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def cpu_shares(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, float]:
     """Each process's share of all the CPU time used between two `cpu_seconds` readings.
 
     Shares, not CPU per request: this VM's process CPU times include time the hypervisor took
     (seen: CPU per request moves with requests/s window to window); shares move far less."""
-    spent = {name: after[name] - before[name] for name in after}
+    spent = {name: sum(after[name]) - sum(before[name]) for name in after}
     total = sum(spent.values()) or 1.0
     return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}
 
@@ -67,7 +71,7 @@ def alternate(
     """Start the servers in `order` once (each warmed; later ones may front earlier ones, and
     edges trust a token issuer started here), then measure the key cell on each in turn,
     `pairs` times, reversing the order every other pair. Each window records its CPU shares
-    and each process's CPU seconds (`cpu_seconds`)."""
+    and each process's CPU seconds, in all and in the kernel (`cpu_seconds`)."""
     windows: dict[str, list[dict]] = {n: [] for n in order}
     ctx: dict = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -89,7 +93,9 @@ def alternate(
                 cell = run.run_cell(base, launch, inputs, "short", 1, 32, duration, sampler)
                 cpu1 = cpu_seconds(procs)
                 cell["cpu_share"] = cpu_shares(cpu0, cpu1)
-                cell["cpu_seconds"] = {n: round(cpu1[n] - cpu0[n], 4) for n in cpu1}
+                cell["cpu_seconds"] = {n: round(sum(cpu1[n]) - sum(cpu0[n]), 4) for n in cpu1}
+                # The kernel's part of it (socket calls, wake-ups): the rest is user space.
+                cell["system_seconds"] = {n: round(cpu1[n][1] - cpu0[n][1], 4) for n in cpu1}
                 windows[name].append(cell)
                 print(
                     f"  {i} {name:22s} {cell['sentences_per_s']:7.1f} sent/s "
