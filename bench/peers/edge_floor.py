@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from paired import alternate
+from paired import alternate, cpu_per_request, requests_sent
 
 OUT = run.ROOT / "bench" / "results" / "edge-floor.json"
 ORDER = [
@@ -55,12 +55,6 @@ RATIOS = {
 }
 
 
-def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
-    """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
-    per = {n: seconds / max(requests, 1.0) * 1e6 for n, seconds in spent.items()}
-    return {n: round(us) for n, us in per.items() if us >= 0.5}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=5)
@@ -71,8 +65,7 @@ def main() -> None:
     windows = alternate(specs, ORDER, args.pairs, args.duration, "floor")
     for cells in windows.values():
         for cell in cells:
-            # The load generator's warm-up requests use CPU too: count them at its rate.
-            sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
+            sent = requests_sent(cell, args.duration)
             cell["cpu_us_per_request"] = cpu_per_request(cell["cpu_seconds"], sent)
             cell["system_us_per_request"] = cpu_per_request(cell["system_seconds"], sent)
 

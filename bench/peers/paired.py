@@ -65,6 +65,18 @@ def cpu_shares(
     return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}
 
 
+def requests_sent(cell: dict, duration: float) -> float:
+    """Requests a load of `duration` measured seconds sent in all: the load generator counts
+    only its measured window, but its warm-up requests use CPU too, so count them at its rate."""
+    return cell["requests_ok"] * (duration + run.WARMUP_S) / duration
+
+
+def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
+    """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
+    per = {n: seconds / max(requests, 1.0) * 1e6 for n, seconds in spent.items()}
+    return {n: round(us) for n, us in per.items() if us >= 0.5}
+
+
 def alternate(
     specs: dict[str, servers.ServerSpec], order: list[str], pairs: int, duration: float, tag: str
 ) -> dict[str, list[dict]]:

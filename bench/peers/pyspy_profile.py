@@ -23,9 +23,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import psutil
 import run
 import servers
 from issuer import BenchIssuer
+from paired import cpu_per_request, cpu_seconds, requests_sent
 
 OUT = run.ROOT / "bench" / "results"
 
@@ -110,14 +112,6 @@ def by_part(collapsed: Path) -> dict:
     }
 
 
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds the process has used so far, all threads."""
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return times.user, times.system
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--server", default="outpost-fp32")
@@ -126,6 +120,7 @@ def main() -> None:
         "--native", action="store_true", help="sample C frames too (uvloop, parsers, syscalls)"
     )
     args = parser.parse_args()
+    suffix = "-native" if args.native else ""
     issuer = BenchIssuer()
     ctx: dict = {"issuer": issuer}
     specs = servers.by_name(run.ORIGIN_SETTINGS)
@@ -142,9 +137,10 @@ def main() -> None:
             base, launch, _sampler = stack.enter_context(run.running(spec, ctx, "profile"))
             run.warm(base, launch, texts)
             run.LOGS.mkdir(parents=True, exist_ok=True)
-            raw = run.LOGS / f"profile-{args.server}{'-native' if args.native else ''}.txt"
+            raw = run.LOGS / f"profile-{args.server}{suffix}.txt"
             pid = _server_pid(base)
-            before = cpu_split(pid)
+            server = {"server": psutil.Process(pid)}
+            before = cpu_seconds(server)["server"]
             prof = subprocess.Popen(
                 [
                     str(pyspy),
@@ -167,20 +163,14 @@ def main() -> None:
                 text=True,
             )
             cell = run.run_cell(base, launch, inputs, "short", 1, 32, args.duration, _sampler)
-            after = cpu_split(pid)
+            after = cpu_seconds(server)["server"]
             prof.wait(timeout=120)
     summary = summarise(raw)
     if args.native:
         summary["by_part"] = by_part(raw)
-    # Per request over the whole load, warm-up included (loadgen counts only the measured
-    # window, so scale its count up to the load's full length).
-    sent = cell["requests_ok"] * (args.duration + run.WARMUP_S) / args.duration
-    summary["cpu_us_per_request"] = {
-        "user": round((after[0] - before[0]) * 1e6 / sent),
-        "system": round((after[1] - before[1]) * 1e6 / sent),
-    }
+    spent = {"user": after[0] - before[0], "system": after[1] - before[1]}
+    summary["cpu_us_per_request"] = cpu_per_request(spent, requests_sent(cell, args.duration))
     summary["load"] = cell
-    suffix = "-native" if args.native else ""
     (OUT / f"profile-{args.server}{suffix}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     issuer.close()
@@ -188,8 +178,6 @@ def main() -> None:
 
 def _server_pid(base: str) -> int:
     """The pid listening on base's port (the server's own process, not a wrapper)."""
-    import psutil
-
     port = int(base.rsplit(":", 1)[1])
     for conn in psutil.net_connections("tcp"):
         if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
