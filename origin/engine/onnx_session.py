@@ -72,6 +72,13 @@ def create_session(path: Path, options: OnnxConfig) -> ort.InferenceSession:
     spin = "1" if options.allow_spinning else "0"
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
     so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    # Spinning stops as soon as the last concurrent run returns: threads sleep between requests
+    # instead of busy-waiting into the idle time (docs/models.md measures the spinning).
+    so.add_session_config_entry("session.force_spinning_stop", "1")
+    if options.spin_duration_us is not None:
+        spin_us = str(options.spin_duration_us)
+        so.add_session_config_entry("session.intra_op.spin_duration_us", spin_us)
+        so.add_session_config_entry("session.inter_op.spin_duration_us", spin_us)
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
