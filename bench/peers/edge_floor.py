@@ -11,6 +11,8 @@ clients, short single inputs, as paired.py):
   (as mobile clients ask) or the origin's bytes unchanged;
 - `relay`: bench/peers/relay.py in front of the same origin, copying bytes without parsing
   them: the floor for any process in the path;
+- `bare-proxy`: bench/peers/bare_proxy.py, uvicorn serving a raw ASGI app that forwards with
+  aiohttp and nothing else: the floor for an HTTP-aware process built on the edge's libraries;
 - `outpost-fp32-shared`, `edge-nocache-shared`: the origin with the threads setting the model
   guide suggests when other busy processes share its cores (single-threaded batches, two at a
   time), alone and behind an edge.
@@ -41,6 +43,7 @@ ORDER = [
     "edge-nocache",
     "edge-nocache-identity",
     "relay",
+    "bare-proxy",
     "outpost-fp32-shared",
     "edge-nocache-shared",
 ]
@@ -49,6 +52,7 @@ RATIOS = {
     "edge_vs_origin": ("edge-nocache", "outpost-fp32"),
     "edge_identity_vs_origin": ("edge-nocache-identity", "outpost-fp32"),
     "relay_vs_origin": ("relay", "outpost-fp32"),
+    "bare_proxy_vs_origin": ("bare-proxy", "outpost-fp32"),
     "shared_edge_vs_shared_origin": ("edge-nocache-shared", "outpost-fp32-shared"),
     "shared_origin_vs_origin": ("outpost-fp32-shared", "outpost-fp32"),
     "shared_edge_vs_edge": ("edge-nocache-shared", "edge-nocache"),

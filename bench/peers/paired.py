@@ -77,13 +77,22 @@ def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
     return {n: round(us) for n, us in per.items() if us >= 0.5}
 
 
+KEY_CELL = ("short", 1, 32)
+
+
 def alternate(
-    specs: dict[str, servers.ServerSpec], order: list[str], pairs: int, duration: float, tag: str
+    specs: dict[str, servers.ServerSpec],
+    order: list[str],
+    pairs: int,
+    duration: float,
+    tag: str,
+    cells: list[tuple[str, int, int]] | None = None,
 ) -> dict[str, list[dict]]:
     """Start the servers in `order` once (each warmed; later ones may front earlier ones, and
-    edges trust a token issuer started here), then measure the key cell on each in turn,
-    `pairs` times, reversing the order every other pair. Each window records its CPU shares
-    and each process's CPU seconds, in all and in the kernel (`cpu_seconds`)."""
+    edges trust a token issuer started here), then measure each of `cells` (input kind, inputs
+    per request, clients; the key cell unless given) on each in turn, `pairs` times, reversing
+    the order every other pair. Each window records its cell, its CPU shares and each
+    process's CPU seconds, in all and in the kernel (`cpu_seconds`)."""
     windows: dict[str, list[dict]] = {n: [] for n in order}
     ctx: dict = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -101,19 +110,23 @@ def alternate(
         for i in range(pairs):
             for name in order if i % 2 == 0 else list(reversed(order)):
                 base, launch, sampler = live[name]
-                cpu0 = cpu_seconds(procs)
-                cell = run.run_cell(base, launch, inputs, "short", 1, 32, duration, sampler)
-                cpu1 = cpu_seconds(procs)
-                cell["cpu_share"] = cpu_shares(cpu0, cpu1)
-                cell["cpu_seconds"] = {n: round(sum(cpu1[n]) - sum(cpu0[n]), 4) for n in cpu1}
-                # The kernel's part of it (socket calls, wake-ups): the rest is user space.
-                cell["system_seconds"] = {n: round(cpu1[n][1] - cpu0[n][1], 4) for n in cpu1}
-                windows[name].append(cell)
-                print(
-                    f"  {i} {name:22s} {cell['sentences_per_s']:7.1f} sent/s "
-                    f"p99 {cell['p99_ms']} ms err {cell['errors']} cpu {cell['cpu_share']}",
-                    flush=True,
-                )
+                for kind, batch, clients in cells or [KEY_CELL]:
+                    cpu0 = cpu_seconds(procs)
+                    cell = run.run_cell(
+                        base, launch, inputs, kind, batch, clients, duration, sampler
+                    )
+                    cpu1 = cpu_seconds(procs)
+                    cell["cpu_share"] = cpu_shares(cpu0, cpu1)
+                    cell["cpu_seconds"] = {n: round(sum(cpu1[n]) - sum(cpu0[n]), 4) for n in cpu1}
+                    # The kernel's part of it (socket calls, wake-ups): the rest is user space.
+                    cell["system_seconds"] = {n: round(cpu1[n][1] - cpu0[n][1], 4) for n in cpu1}
+                    windows[name].append(cell)
+                    print(
+                        f"  {i} {name:22s} {kind}:{batch}:{clients:<3d} "
+                        f"{cell['sentences_per_s']:7.1f} sent/s p99 {cell['p99_ms']} ms "
+                        f"err {cell['errors']} cpu {cell['cpu_share']}",
+                        flush=True,
+                    )
     return windows
 
 

@@ -7,8 +7,10 @@ OUT_DIR/all, then makes OUT_DIR/v1 and OUT_DIR/v2: repositories holding only tha
 (hard links, no copies) and the project's `models/minilm/model.yaml` pinned to it, so each
 origin run serves exactly the precision being measured, with the project's batching settings.
 OUT_DIR/v1-shared is version 1 with the threads setting the model guide suggests when other busy
-processes share the origin's cores (`SHARED_CORES`, measured by edge_floor.py).
-Prints a JSON object mapping "models_dir_v1"/"models_dir_v2"/"models_dir_v1_shared" to them.
+processes share the origin's cores (`SHARED_CORES`, measured by edge_floor.py); OUT_DIR/v1-sleep
+is version 1 with onnxruntime's threads sleeping between operators instead of spinning briefly
+(`SLEEPING_THREADS`, the default before 2026-12-06, measured by threads_spin.py).
+Prints a JSON object mapping "models_dir_v1"/"models_dir_v2"/"models_dir_v1_<variant>" to them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE_ITEMS = 2048
 SHARED_CORES = {"onnx": {"intra_op_threads": 1}, "batching": {"max_concurrent_batches": 2}}
+SLEEPING_THREADS = {"onnx": {"allow_spinning": False}}
 
 
 def single_version_repo(
@@ -57,8 +60,10 @@ def main() -> None:
     if not ((model / "1" / "model.onnx").exists() and (model / "2" / "model.onnx").exists()):
         build_minilm(repo, cache)
     dirs = {f"models_dir_v{v}": str(single_version_repo(model, v, out / f"v{v}")) for v in (1, 2)}
-    shared = single_version_repo(model, 1, out / "v1-shared", SHARED_CORES)
-    dirs["models_dir_v1_shared"] = str(shared)
+    for variant, extra in (("shared", SHARED_CORES), ("sleep", SLEEPING_THREADS)):
+        dirs[f"models_dir_v1_{variant}"] = str(
+            single_version_repo(model, 1, out / f"v1-{variant}", extra)
+        )
     print(json.dumps(dirs))
 
 

@@ -14,6 +14,7 @@ CHART = ROOT / "docs" / "assets" / "benchmarks-peers.png"
 DOC = ROOT / "docs" / "benchmarks-peers.md"
 START, END = "<!-- peers-results:start -->", "<!-- peers-results:end -->"
 PAIRED = ROOT / "bench" / "results" / "peers-paired.json"
+EDGE_FLOOR = ROOT / "bench" / "results" / "edge-floor.json"
 KEY = ("short", 1, 32)
 
 
@@ -158,7 +159,17 @@ def markdown(results: dict) -> str:
             f"{f'{p99:.2f}x' if p99 else '-'} |"
         )
     lines += ["", f"Ratios are per round against {labels.get(ref, ref)}, then the median.", ""]
-    for t in s["targets"].values():
+    floor = edge_floor_target()
+    for key, t in s["targets"].items():
+        if key == "edge_vs_origin" and floor:
+            # Rounds restart every server; their spread is wider than the margin in question.
+            lines.append(
+                f"- Target (rounds): {t['rule']}: median "
+                f"{statistics.median(t['throughput_ratio']['values']):.3f}x, not decided here "
+                "(rounds too noisy)."
+            )
+            lines.append(floor)
+            continue
         verdict = "**met**" if t["met"] else "**not met**"
         lines.append(f"- Target (rounds): {t['rule']}: {verdict}.")
     lines += paired_markdown()
@@ -187,6 +198,22 @@ def markdown(results: dict) -> str:
                 f"{run.get('idle_rss_mb')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def edge_floor_target(path: Path = EDGE_FLOOR) -> str | None:
+    """The edge target's verdict from bench/peers/edge_floor.py's alternating pairs, if run."""
+    if not path.exists():
+        return None
+    f = json.loads(path.read_text())
+    r = f["throughput_ratios"]["edge_vs_origin"]
+    if not r["per_pair"]:
+        return None
+    verdict = "**met**" if r["median"] >= 0.9 else "**not met**"
+    return (
+        f"- Target (side by side, `edge_floor.py`, {len(r['per_pair'])} pairs, {f['date']}): "
+        f"edge (cache off) throughput within 10% of the origin alone: median {r['median']:.2f}x "
+        f"({min(r['per_pair']):.2f}x-{max(r['per_pair']):.2f}x per pair): {verdict}."
+    )
 
 
 def paired_markdown(path: Path = PAIRED) -> list[str]:

@@ -421,7 +421,8 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown servers {unknown}; known: {', '.join(by_name)}")
         specs = [s for s in by_name.values() if s.name in wanted]  # benchmark order
-    if any(s.name.startswith(("outpost", "edge", "relay")) for s in specs):  # origins, or in front
+    # Outpost's origins, and everything in front of one, need its models prepared.
+    if any(s.name.startswith("outpost") or s.needs for s in specs):
         try:
             servers.prepare_origin_models(ctx, STATE)
         except Exception as exc:  # origin runs will then fail and be recorded as failed

@@ -267,15 +267,15 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
     )
 
 
-def relay_spec(upstream: str = "outpost-fp32") -> ServerSpec:
-    """bench/peers/relay.py in front of `upstream`: bytes copied both ways, nothing parsed."""
+def _front_spec(name: str, label: str, script: str, upstream: str) -> ServerSpec:
+    """bench/peers/<script> (it takes --port and --upstream-port) in front of `upstream`."""
 
     def launch(port: int, ctx: dict) -> Launch:
         upstream_port = ctx[f"base_{upstream}"].rsplit(":", 1)[1]
         return Launch(
             argv=[
                 str(PROJECT_PY),
-                str(Path(__file__).with_name("relay.py")),
+                str(Path(__file__).with_name(script)),
                 "--port",
                 str(port),
                 "--upstream-port",
@@ -283,11 +283,22 @@ def relay_spec(upstream: str = "outpost-fp32") -> ServerSpec:
             ],
             env=_env(),
             cwd=ROOT,
-            health_path="/v2/health/ready",  # the origin's, through the relay
+            health_path="/v2/health/ready",  # the origin's, through the process in front
             embeddings_path="/v1/embeddings",
         )
 
-    return ServerSpec("relay", "byte relay -> origin (fp32)", "fp32", launch, needs=[upstream])
+    return ServerSpec(name, label, "fp32", launch, needs=[upstream])
+
+
+def relay_spec(upstream: str = "outpost-fp32") -> ServerSpec:
+    """bench/peers/relay.py in front of `upstream`: bytes copied both ways, nothing parsed."""
+    return _front_spec("relay", "byte relay -> origin (fp32)", "relay.py", upstream)
+
+
+def bare_proxy_spec(upstream: str = "outpost-fp32") -> ServerSpec:
+    """bench/peers/bare_proxy.py in front of `upstream`: uvicorn + aiohttp forwarding only."""
+    label = "bare uvicorn + aiohttp proxy -> origin (fp32)"
+    return _front_spec("bare-proxy", label, "bare_proxy.py", upstream)
 
 
 def all_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
@@ -306,13 +317,17 @@ def all_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
 
 def optional_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
     """Servers run only when named (run.py --servers, paired.py, edge_floor.py): the edge
-    answering the origin's bytes, the byte relay, and the origin with the threads setting the
-    model guide suggests when other busy processes share its cores, alone and behind an edge."""
+    answering the origin's bytes, the byte relay, the bare proxy, and the origin alone and
+    behind an edge with two other thread settings: the one the model guide suggests when other
+    busy processes share its cores, and threads that sleep between operators (no spinning)."""
     return [
         edge_spec(identity=True),
         relay_spec(),
+        bare_proxy_spec(),
         origin_spec("outpost-fp32-shared", 1, "fp32", origin_settings, variant="shared"),
         replace(edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"),
+        origin_spec("outpost-fp32-sleep", 1, "fp32", origin_settings, variant="sleep"),
+        replace(edge_spec("outpost-fp32-sleep"), name="edge-nocache-sleep"),
     ]
 
 
