@@ -3,7 +3,7 @@
     .venv/bin/python bench/peers/bare_proxy.py --port 8004 --upstream-port 8101
 
 uvicorn (httptools parser, uvloop) serves a raw ASGI app that reads the body, forwards it with
-an aiohttp session set up as the edge's (`edge/runtime/local.py`), and answers the origin's
+the edge's own aiohttp session (`edge.runtime.local.origin_session`), and answers the origin's
 status, content type and body. No auth, rate limits, routing, caching, header handling or
 compression: where the byte relay (relay.py) is the floor for any process in the path, this is
 the floor for an HTTP-aware one written with the libraries the edge uses
@@ -13,13 +13,15 @@ the floor for an HTTP-aware one written with the libraries the edge uses
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import uvicorn
 
-# As the edge's session: only the headers it is given (edge/runtime/local.py, _SKIP_AUTO).
-_SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edge.runtime.local import origin_session
 
 
 class BareProxy:
@@ -40,12 +42,7 @@ class BareProxy:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=4.0),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=_SKIP_AUTO,
-                trust_env=False,
-            )
+            self.session = origin_session(256)  # the edge's default pool size
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k == b"content-type"}
         query = scope["query_string"].decode()
         url = self.upstream + scope["path"] + (f"?{query}" if query else "")

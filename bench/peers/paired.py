@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
+import report
 import run
 import servers
 from issuer import BenchIssuer
@@ -77,9 +78,6 @@ def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
     return {n: round(us) for n, us in per.items() if us >= 0.5}
 
 
-KEY_CELL = ("short", 1, 32)
-
-
 def alternate(
     specs: dict[str, servers.ServerSpec],
     order: list[str],
@@ -110,7 +108,7 @@ def alternate(
         for i in range(pairs):
             for name in order if i % 2 == 0 else list(reversed(order)):
                 base, launch, sampler = live[name]
-                for kind, batch, clients in cells or [KEY_CELL]:
+                for kind, batch, clients in cells or [report.KEY]:
                     cpu0 = cpu_seconds(procs)
                     cell = run.run_cell(
                         base, launch, inputs, kind, batch, clients, duration, sampler

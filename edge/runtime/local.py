@@ -52,6 +52,21 @@ _ISAL_LEVEL = {level: (level + 2) // 3 for level in range(1, 10)}
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
 
+def origin_session(max_connections: int) -> aiohttp.ClientSession:
+    """The aiohttp session the local edge forwards with (made inside a running loop)."""
+    return aiohttp.ClientSession(
+        # Idle connections are dropped after 4 s, before uvicorn's default 5 s keep-alive
+        # closes them server-side: reusing one the origin just closed would fail the
+        # request and count against (even eject) a healthy origin.
+        connector=aiohttp.TCPConnector(
+            limit=max_connections, ttl_dns_cache=300, keepalive_timeout=4.0
+        ),
+        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+        skip_auto_headers=_SKIP_AUTO,
+        trust_env=False,
+    )
+
+
 class LocalPlatform:
     """aiohttp pool to the origins; keys verified with `cryptography` via PyJWT."""
 
@@ -105,17 +120,7 @@ class LocalPlatform:
             raise UpstreamError("connect", type(exc).__name__) from None
 
     def _new_session(self) -> aiohttp.ClientSession:
-        self._session = aiohttp.ClientSession(
-            # Idle connections are dropped after 4 s, before uvicorn's default 5 s keep-alive
-            # closes them server-side: reusing one the origin just closed would fail the
-            # request and count against (even eject) a healthy origin.
-            connector=aiohttp.TCPConnector(
-                limit=self._max_connections, ttl_dns_cache=300, keepalive_timeout=4.0
-            ),
-            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
-            skip_auto_headers=_SKIP_AUTO,
-            trust_env=False,
-        )
+        self._session = origin_session(self._max_connections)
         return self._session
 
     async def verify_signature(
