@@ -1,5 +1,6 @@
 """The edge response cache: bounded, TTL from the origin's Cache-Control, stale-if-error,
-coalesced misses, and an optional second tier (Cloudflare's Cache API in Workers)."""
+coalesced misses, and an optional second tier (Cloudflare's Cache API in Workers, provided by
+the platform)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,35 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cachetools import LRUCache
 
 from edge.config import EdgeConfig
-from edge.runtime.base import CachedResponse, CacheTier
+
+
+@dataclass(slots=True)
+class CachedResponse:
+    """A response stored by the edge cache (either tier)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    stored_at: float
+    fresh_until: float
+    stale_until: float
+    etag: str = ""
+    gzipped: bytes | None = None  # the body gzipped, made on the first hit that accepts gzip
+
+
+class CacheTier(Protocol):
+    """An optional second, shared cache tier (Cloudflare's Cache API in Workers)."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+
+    async def put(self, key: str, entry: CachedResponse) -> None: ...
+
 
 # Response headers worth replaying from a cached entry.
 KEPT_HEADERS = ("content-type", "x-model-name", "x-model-version", "cache-control", "etag")
@@ -76,11 +100,8 @@ def client_bypass(cache_control: str | None, pragma: str | None) -> tuple[bool, 
     return no_cache, no_store
 
 
-# The local server keeps an entry's hit answer encoded (edge.hitpath) when its head (status line
-# and headers) is at most this large.
-ENCODED_HIT_MAX_BYTES = 1024
-# The key, the entry object and its kept headers, roughly, and the encoded hit answer's head.
-ENTRY_OVERHEAD_BYTES = 512 + ENCODED_HIT_MAX_BYTES
+# The key, the entry object and its kept headers, roughly.
+ENTRY_OVERHEAD_BYTES = 512
 
 
 def entry_size(entry: CachedResponse) -> int:

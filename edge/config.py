@@ -1,10 +1,12 @@
-"""Edge settings: stdlib dataclasses parsed from a plain mapping.
+"""Edge settings: stdlib dataclasses, and the one loader every entry point uses.
 
 Pydantic is not available inside Cloudflare's Python Workers, so the edge's settings are
 dataclasses whose fields carry their documentation in ``metadata["doc"]`` (see
-:func:`field_docs`, used to generate the settings table in ``docs/edge.md``). The same parser
-reads env vars in both runtimes (``OUTPOST_EDGE_*``; JSON for structured values), a TOML file
-locally, and command-line flags.
+:func:`field_docs`, used to generate the settings reference). :func:`load_config` reads them
+from layers of plain mappings, later layers winning: the local server passes its TOML file, the
+process environment and its command-line flags; the Worker passes its vars and secrets. Keys are
+env-style (``OUTPOST_EDGE_ORIGINS``, JSON for structured values) or bare field names
+(``origins``, as in the TOML file).
 """
 
 from __future__ import annotations
@@ -224,13 +226,30 @@ def _coerce(type_name: str, value: Any, name: str) -> Any:
     raise ConfigError(f"{name}: unsupported type {type_name}")  # pragma: no cover
 
 
-def from_mapping(values: Mapping[str, Any], *, prefix: str = ENV_PREFIX) -> EdgeConfig:
-    """Build the config from env-style keys (`OUTPOST_EDGE_ORIGINS`) or bare field names."""
-    raw: dict[str, Any] = {}
+def setting_names() -> list[str]:
+    """Every setting's env-style name (`OUTPOST_EDGE_ORIGINS`, ...)."""
+    return [ENV_PREFIX + f.name.upper() for f in fields(EdgeConfig)]
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, str]:
+    """The edge's settings in a process environment (its `OUTPOST_EDGE_*` variables)."""
+    return {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+
+
+def load_config(*layers: Mapping[str, Any]) -> EdgeConfig:
+    """The edge's settings from `layers` (defaults < first < ... < last). Every key must name a
+    setting, env-style or bare: a typo is an error, never a silent default. None values are
+    skipped (a flag not given)."""
     names = {f.name for f in fields(EdgeConfig)}
-    for key, value in values.items():
-        name = key[len(prefix) :].lower() if key.upper().startswith(prefix) else key
-        if name in names and value is not None:
+    raw: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            text = str(key)
+            name = text[len(ENV_PREFIX) :].lower() if text.startswith(ENV_PREFIX) else text
+            if value is None:
+                continue
+            if name not in names:
+                raise ConfigError(f"unknown setting {key!r}")
             raw[name] = value
     config = _build(EdgeConfig, raw, "edge")
     for origin in config.origins:
@@ -245,3 +264,14 @@ def from_mapping(values: Mapping[str, Any], *, prefix: str = ENV_PREFIX) -> Edge
         if bad:
             raise ConfigError(f"issuer {issuer.issuer}: unsupported algorithms {sorted(bad)}")
     return config
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """A TOML settings file as a layer for `load_config` (field names as keys)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None

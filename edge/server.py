@@ -1,5 +1,5 @@
-"""The local edge server: config from file, env and flags; uvicorn serving the ASGI adapter, with
-small POSTs served without it (edge.hitpath)."""
+"""The local edge server (`python -m edge`): settings from a TOML file, the environment and
+flags, served by uvicorn through the ASGI adapter."""
 
 from __future__ import annotations
 
@@ -8,40 +8,14 @@ import gc
 import json
 import logging
 import os
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.app import EdgeApp
-from edge.asgi import ASGIEdge
-from edge.config import ENV_PREFIX, ConfigError, EdgeConfig, from_mapping
-from edge.hitpath import hit_first_protocol
+from edge.adapters.asgi import ASGIEdge
+from edge.config import ConfigError, EdgeConfig, env_layer, load_config, read_toml
+from edge.core.app import EdgeApp
 from edge.runtime.local import LocalPlatform
-
-
-def load_config(
-    file: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> EdgeConfig:
-    """Merge settings: defaults < TOML file < OUTPOST_EDGE_* env < explicit overrides (flags)."""
-    raw: dict[str, Any] = {}
-    if file is not None:
-        try:
-            raw.update(tomllib.loads(Path(file).read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {file}: {exc}") from None
-    env = os.environ if env is None else env
-    raw.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
-    if overrides:
-        raw.update({k: v for k, v in overrides.items() if v not in (None, [], ())})
-    # Env keys win over file keys of the same field: normalise both to field names first.
-    merged: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = key[len(ENV_PREFIX) :].lower() if key.startswith(ENV_PREFIX) else key
-        merged[name] = value
-    return from_mapping(merged)
 
 
 def build_asgi(config: EdgeConfig) -> ASGIEdge:
@@ -67,19 +41,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def config_from_args(args: argparse.Namespace) -> EdgeConfig:
+    """Settings: defaults < the TOML file < OUTPOST_EDGE_* variables < flags."""
+    flags: dict[str, Any] = {}
+    if args.origin:
+        flags["origins"] = json.dumps([{"url": u} for u in args.origin])
+    if args.issuer:
+        flags["issuers"] = json.dumps(
+            [{"issuer": i, "audience": args.audience} for i in args.issuer]
+        )
+    file_layer = read_toml(str(args.config)) if args.config is not None else {}
+    return load_config(file_layer, env_layer(os.environ), flags)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     args = parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.origin:
-        overrides["origins"] = json.dumps([{"url": u} for u in args.origin])
-    if args.issuer:
-        overrides["issuers"] = json.dumps(
-            [{"issuer": i, "audience": args.audience} for i in args.issuer]
-        )
     try:
-        config = load_config(args.config, overrides=overrides)
+        config = config_from_args(args)
     except ConfigError as exc:
         raise SystemExit(f"edge: bad configuration: {exc}") from None
     logging.basicConfig(
@@ -94,17 +74,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     # does the same, origin/gcpolicy.py).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        asgi, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(asgi)
-    )
+    uvicorn.run(asgi, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options())
 
 
-def uvicorn_options(asgi: ASGIEdge) -> dict[str, Any]:
+def uvicorn_options() -> dict[str, Any]:
     """How uvicorn serves the edge (besides where and what it logs); tests run the same."""
     return {
-        # The fast parser (small POSTs served without the ASGI adapter) and loop; no access
-        # log (the edge logs what matters, with the request id), no `server` header.
-        "http": hit_first_protocol(asgi),
+        # The C parser and loop; no access log (the edge logs what matters, with the request
+        # id), no `server` header.
+        "http": "httptools",
         "loop": "uvloop",
         "access_log": False,
         "server_header": False,

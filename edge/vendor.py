@@ -33,7 +33,6 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
             "vendor.py",
             "server.py",
             "asgi.py",
-            "hitpath.py",
             "clientip.py",
             "__main__.py",
             "local.py",

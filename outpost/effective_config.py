@@ -25,10 +25,12 @@ def redact(value: Any, name: str = "") -> Any:
 
 
 def _edge() -> dict[str, Any]:
-    from edge.config import ENV_PREFIX, from_mapping
+    from edge.config import ConfigError, env_layer, load_config
 
-    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
-    return asdict(from_mapping(env))
+    try:
+        return asdict(load_config(env_layer(os.environ)))
+    except ConfigError as exc:  # shown, as `python -m edge` would refuse to start with it
+        return {"error": f"bad configuration: {exc}"}
 
 
 def effective_config(component: str = "all") -> dict[str, Any]:

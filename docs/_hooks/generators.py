@@ -205,7 +205,7 @@ def origin_metrics() -> list[dict[str, Any]]:
 
 
 def edge_metrics() -> list[dict[str, Any]]:
-    from edge.stats import METRICS
+    from edge.core.stats import METRICS
 
     return [
         {"name": name, "type": "counter", "labels": labels, "help": text}
@@ -449,8 +449,8 @@ def _pretty_route(pattern: str) -> str:
 
 
 def edge_api_reference() -> str:
-    """The edge's route table (`edge/routes.py`): what each path needs before it is forwarded."""
-    from edge import routes
+    """The edge's route table (`edge/core/routes.py`): what each path needs before forwarding."""
+    from edge.core import routes
 
     rows = []
     for pattern, route in routes._TABLE:
@@ -467,7 +467,7 @@ def edge_api_reference() -> str:
             )
         )
     return (
-        "Generated from the route table in `edge/routes.py` at build time. The edge has no "
+        "Generated from the route table in `edge/core/routes.py` at build time. The edge has no "
         "OpenAPI document of its own: every forwarded path has the origin's contract (see the "
         "[origin API](origin.md)), with the edge adding authentication, rate limits, caching "
         "and the problem types listed in [Operations](../operations.md#problem-types).\n\n"

@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edge.messages import UpstreamResponse
-from edge.stats import Stats
-
-
-@dataclass(slots=True)
-class CachedResponse:
-    """A response stored by the edge cache (either tier)."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    stored_at: float
-    fresh_until: float
-    stale_until: float
-    etag: str = ""
-    gzipped: bytes | None = None
-    # The local server's hit answer for this entry, encoded once (`edge.hitpath.EncodedHit`).
-    encoded_hit: Any = None
-
-
-class CacheTier(Protocol):
-    """An optional second, shared cache tier (Cloudflare's Cache API in Workers)."""
-
-    async def get(self, key: str) -> CachedResponse | None: ...
-
-    async def put(self, key: str, entry: CachedResponse) -> None: ...
+from edge.cache import CacheTier
+from edge.core.request import UpstreamResponse
+from edge.core.stats import Stats
 
 
 class Platform(Protocol):
@@ -48,7 +24,7 @@ class Platform(Protocol):
         body: bytes | None,
         timeout: float,
     ) -> UpstreamResponse:
-        """Send one request; raise `edge.messages.UpstreamError` on connect failure/timeout."""
+        """Send one request; raise `edge.core.request.UpstreamError` on connect failure/timeout."""
         ...
 
     async def verify_signature(

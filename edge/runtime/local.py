@@ -21,9 +21,9 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from yarl import URL
 
-from edge.messages import UpstreamError, UpstreamResponse
-from edge.runtime.base import CacheTier
-from edge.stats import METRICS, Stats
+from edge.cache import CacheTier
+from edge.core.request import UpstreamError, UpstreamResponse
+from edge.core.stats import METRICS, Stats
 
 _ALGS = {
     "EdDSA": OKPAlgorithm(),

@@ -11,10 +11,10 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from edge.cache import CachedResponse
 from edge.compression import zlib_gzip
-from edge.messages import UpstreamError, UpstreamResponse
-from edge.runtime.base import CachedResponse
-from edge.stats import Stats
+from edge.core.request import UpstreamError, UpstreamResponse
+from edge.core.stats import Stats
 
 _IMPORT = {
     "EdDSA": {"name": "Ed25519"},
@@ -30,7 +30,8 @@ _PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
 CACHE_URL = "https://edge-cache.outpost.internal/"
 
 
-def _obj(value: Any) -> Any:
+def js_object(value: Any) -> Any:
+    """A Python dict (nested) as a plain JS object."""
     from js import Object
     from pyodide.ffi import to_js
 
@@ -75,7 +76,9 @@ class CloudflareCacheTier:
             "status": 200,
             "headers": {"cache-control": f"max-age={ttl}", "x-outpost-meta": json.dumps(meta)},
         }
-        await js.caches.default.put(CACHE_URL + key, js.Response.new(to_js(entry.body), _obj(init)))
+        await js.caches.default.put(
+            CACHE_URL + key, js.Response.new(to_js(entry.body), js_object(init))
+        )
 
 
 class WorkersPlatform:
@@ -103,14 +106,14 @@ class WorkersPlatform:
 
         init: dict[str, Any] = {
             "method": method,
-            "headers": _obj(dict(headers)),
+            "headers": js_object(dict(headers)),
             "redirect": "manual",
             "signal": js.AbortSignal.timeout(max(1, int(timeout * 1000))),
         }
         if body:
             init["body"] = to_js(body)
         try:
-            resp = await js.fetch(url, _obj(init))
+            resp = await js.fetch(url, js_object(init))
             data = (await resp.arrayBuffer()).to_bytes()
         except JsException as exc:
             text = f"{getattr(exc, 'name', '')} {exc}"
@@ -131,11 +134,11 @@ class WorkersPlatform:
         key = self._keys.get(cache_key)
         if key is None:
             key = await js.crypto.subtle.importKey(
-                "jwk", _obj(public), _obj(_IMPORT[alg]), False, to_js(["verify"])
+                "jwk", js_object(public), js_object(_IMPORT[alg]), False, to_js(["verify"])
             )
             self._keys[cache_key] = key
         ok = await js.crypto.subtle.verify(
-            _obj(_VERIFY[alg]), key, to_js(signature), to_js(signing_input)
+            js_object(_VERIFY[alg]), key, to_js(signature), to_js(signing_input)
         )
         return bool(ok)
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic_settings import BaseSettings
 from starlette.testclient import TestClient
 
-from edge.config import from_mapping
+from edge.config import load_config
 from origin.app import create_app
 from origin.identity.settings import IdentitySettings
 from origin.secrets.settings import VaultSettings
@@ -177,7 +177,7 @@ def test_the_documented_edge_pool_points_at_the_service(resources: list[dict[str
     name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
     port = service["spec"]["ports"][0]["port"]
     value = documented_edge_origins()
-    config = from_mapping({"OUTPOST_EDGE_ORIGINS": value})
+    config = load_config({"OUTPOST_EDGE_ORIGINS": value})
     assert [o.url for o in config.origins] == [
         f"http://{name}.{namespace}.svc.cluster.local:{port}"
     ]

@@ -85,7 +85,7 @@ def test_model_yaml_reference_lists_every_model_config_field(site: Path) -> None
 
 
 def test_metrics_reference_lists_every_exposed_metric(site: Path) -> None:
-    from edge.stats import METRICS
+    from edge.core.stats import METRICS
     from origin.identity.component import build_origin_app
     from origin.settings import OriginSettings
 

@@ -307,3 +307,57 @@ def edge_metric(edge: Proc, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in head for k, v in labels.items()):
             total += float(value)
     return total
+
+
+# -- the edge in-process (tests/edge/harness.py) -------------------------------------------------
+@pytest.fixture(scope="session")
+def mem_issuer() -> Issuer:
+    """The origin-like issuer on the fake network: EdDSA keys, JWKS URL configured."""
+    from tests.edge.harness import ISSUER_URL, make_issuer
+
+    return make_issuer(ISSUER_URL, ("ed-1", "EdDSA"))
+
+
+@pytest.fixture(scope="session")
+def mem_oidc() -> Issuer:
+    """An external OIDC provider on the fake network: ES256 and RS256 keys, via discovery."""
+    from tests.edge.harness import OIDC_URL, make_issuer
+
+    return make_issuer(OIDC_URL, ("es-1", "ES256"), ("rs-1", "RS256"))
+
+
+@pytest.fixture
+async def make_edge(mem_issuer: Issuer, mem_oidc: Issuer) -> Any:
+    """`make_edge(settings, origins=None)`: an in-process edge in front of fake origins (one
+    by default), trusting `mem_issuer` and `mem_oidc`; closed after the test."""
+    from tests.edge.harness import (
+        EdgeUnderTest,
+        FakeOrigin,
+        FakePlatform,
+        issuers_setting,
+        serve_issuer_in_memory,
+    )
+
+    made: list[EdgeUnderTest] = []
+
+    def make(
+        settings: dict[str, Any] | None = None, origins: list[FakeOrigin] | None = None
+    ) -> EdgeUnderTest:
+        platform = FakePlatform()
+        serve_issuer_in_memory(platform, mem_issuer)
+        serve_issuer_in_memory(platform, mem_oidc)
+        origins = origins or [FakeOrigin("http://origin-1.test")]
+        for origin in origins:
+            platform.serve(origin.url, origin)
+        merged: dict[str, Any] = {
+            "origins": [{"url": o.url} for o in origins],
+            "issuers": issuers_setting(mem_issuer, mem_oidc),
+        }
+        merged.update(settings or {})
+        edge = EdgeUnderTest(merged, platform, origins)
+        made.append(edge)
+        return edge
+
+    yield make
+    for edge in made:
+        await edge.aclose()

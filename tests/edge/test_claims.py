@@ -1,10 +1,10 @@
-"""edge.claims: the claim checks that run after the platform verified the signature."""
+"""edge.auth.claims: the claim checks that run after the platform verified the signature."""
 
 from __future__ import annotations
 
 import pytest
 
-from edge.claims import ClaimsError, validate_claims
+from edge.auth.claims import ClaimsError, validate_claims
 
 NOW = 1_800_000_000.0
 GOOD = {"iss": "https://id", "aud": "outpost", "sub": "u", "exp": NOW + 60, "nbf": NOW, "iat": NOW}

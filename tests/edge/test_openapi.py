@@ -11,8 +11,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from edge import routes
-from edge.openapi import openapi_document
+from edge.core import routes
+from edge.core.openapi import openapi_document
 from tests.edge.conftest import Issuer, Proc, issuer_settings, start_edge
 
 

@@ -58,15 +58,15 @@ def test_dry_run_bundles_the_entry_and_the_vendored_edge(dist: tuple[Path, str])
     assert (out_dir / "entry.py").exists()
     assert "from edge.entry import Default" in (out_dir / "entry.py").read_text()
     vendored = out_dir / "python_modules"
-    assert (vendored / "edge" / "app.py").exists()
+    assert (vendored / "edge" / "core" / "app.py").exists()
+    assert (vendored / "edge" / "adapters" / "worker.py").exists()
     assert (vendored / "edge" / "runtime" / "workers.py").exists()
     # Local-only modules stay out of the Worker.
     for local_only in (
         "server.py",
-        "asgi.py",
-        "hitpath.py",
+        "adapters/asgi.py",
+        "adapters/clientip.py",
         "vendor.py",
-        "clientip.py",
         "runtime/local.py",
     ):
         assert not (vendored / "edge" / local_only).exists(), local_only

@@ -73,9 +73,9 @@ const eagerModules = pyodide
   .split(",")
   .filter((m) => m);
 const importMs = sdkMs + entryMs;
-// What the first request adds (edge.app and its imports, built lazily by edge.entry).
+// What the first request adds (the edge core and its imports, built lazily by edge.entry).
 const t3 = performance.now();
-await pyodide.runPythonAsync("import edge.app, edge.runtime.workers");
+await pyodide.runPythonAsync("import edge.core.app, edge.adapters.worker, edge.runtime.workers");
 const firstRequestImportMs = performance.now() - t3;
 
 const serve = await pyodide.runPythonAsync(`

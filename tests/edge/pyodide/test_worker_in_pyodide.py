@@ -116,6 +116,11 @@ def test_worker_serves_authenticated_cached_inference_in_pyodide(
         assert embed(client, proc, forged, "pyodide").status_code == 401
         health = client.get(proc.url + "/healthz").json()
         assert health["platform"] == "workers"
+        # The request contract: an escaped unreserved character routes as itself.
+        body = {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}
+        auth = {"authorization": f"Bearer {issuer.token('ed-1')}"}
+        for path in ("/v2/models/tiny-embed/infer", "/v2/models/tiny-%65mbed/infer"):
+            assert client.post(proc.url + path, json=body, headers=auth).status_code == 200
 
 
 def test_worker_gzips_answers_with_zlib_in_pyodide(
@@ -140,7 +145,7 @@ def test_worker_gzips_answers_with_zlib_in_pyodide(
 
 
 def test_worker_module_level_imports_only_the_entry(worker: tuple[Proc, dict]) -> None:
-    """Cold start: importing the entry loads no edge machinery; `edge.app` and its imports
+    """Cold start: importing the entry loads no edge machinery; `edge.core.app` and its imports
     wait for the first request (the times are printed above, and measured in bench/)."""
     _, info = worker
     assert set(info["eager_modules"]) == {"edge", "edge.entry"}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from edge.auth import Authenticator, AuthError
 from edge.cache import cache_key, canonical_json
 from edge.compression import zlib_gzip
-from edge.config import ConfigError, from_mapping
+from edge.config import ConfigError, load_config
 from edge.runtime.local import LocalPlatform
 from origin.engine.batcher import Batcher
 from origin.repository.config import BatchingConfig, ModelFolderError, parse_model_config
@@ -98,7 +98,7 @@ def test_local_isal_gzip_round_trips_at_every_level(body: bytes, level: int) -> 
 @pytest.mark.parametrize("level", ["0", "10", "-1"])
 def test_gzip_level_outside_1_to_9_is_a_config_error(level: str) -> None:
     with pytest.raises(ConfigError, match="gzip_level"):
-        from_mapping({"OUTPOST_EDGE_GZIP_LEVEL": level})
+        load_config({"OUTPOST_EDGE_GZIP_LEVEL": level})
 
 
 # -- token parsing ------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ ISSUER = "https://issuer.invalid"
 @pytest.fixture(scope="module")
 def authenticator() -> Authenticator:
     # The JWKS URL points at a closed port: any token that gets as far as a key lookup fails there.
-    config = from_mapping(
+    config = load_config(
         {"issuers": json.dumps([{"issuer": ISSUER, "jwks_url": "http://127.0.0.1:9/keys"}])}
     )
     return Authenticator(config, LocalPlatform(connect_timeout=0.2))
@@ -221,7 +221,7 @@ edge_settings = st.dictionaries(
 @given(values=edge_settings)
 def test_edge_config_parser_raises_only_config_error(values: dict[str, str]) -> None:
     try:
-        from_mapping(values)
+        load_config(values)
     except ConfigError as exc:
         assert str(exc)
 

@@ -4,14 +4,14 @@ What the edge adds in front of the origin: which paths it forwards, the token sc
 needs, its rate-limit class and caching, the headers it sets, and the problem+json answers it
 gives itself. Request and response bodies of forwarded paths are the origin's (its own OpenAPI
 document describes them). Served at `GET /openapi.json`; `tests/edge/test_openapi.py` checks
-every path here against `edge.routes.match`.
+every path here against `edge.core.routes.match`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from edge.routes import _TABLE, SEGMENT, Route
+from edge.core.routes import _TABLE, SEGMENT, Route
 
 VERSION = "0.1.0"
 

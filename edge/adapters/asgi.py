@@ -1,4 +1,5 @@
-"""A pure-ASGI adapter around `EdgeApp` (no framework: the hot path stays a few calls deep)."""
+"""The ASGI adapter: the local server's requests to and from `EdgeApp` (no framework: the hot
+path stays a few calls deep). Never imported inside Workers."""
 
 from __future__ import annotations
 
@@ -8,14 +9,40 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edge.app import EdgeApp
-from edge.clientip import TrustedProxies
-from edge.messages import EdgeRequest
+from edge.adapters.clientip import TrustedProxies
+from edge.core.app import EdgeApp
+from edge.core.request import EdgeRequest, build_request
 
 log = logging.getLogger("edge.asgi")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _text(raw: bytes) -> str:
+    """Raw request-target bytes as text for `build_request` (bytes that are not UTF-8 survive
+    as themselves, see `edge.core.request`)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def request_from_scope(scope: Scope, body: bytes, proxies: TrustedProxies) -> EdgeRequest:
+    """The edge's request for an ASGI HTTP scope: the path from `raw_path` as it was on the
+    wire (re-encoded from the decoded `path` when a server gives no raw path)."""
+    raw_path = scope.get("raw_path")
+    if raw_path:
+        path = _text(raw_path).split("?", 1)[0]  # some servers leave the query in raw_path
+    else:
+        from urllib.parse import quote
+
+        path = quote(scope["path"], safe="/:@!$&'()*+,;=~")
+    raw_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    req = build_request(
+        scope["method"], path, _text(scope.get("query_string", b"")), raw_headers, body, ""
+    )
+    req.client_ip = proxies.client_ip(peer, req.headers.get("x-forwarded-for"))
+    return req
 
 
 class ASGIEdge:
@@ -53,38 +80,6 @@ class ASGIEdge:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        peer: str,
-        names_lowered: bool = False,
-    ) -> EdgeRequest:
-        """The edge's view of an HTTP request (header names lower-cased, repeats joined).
-        `names_lowered`: the caller lower-cased the header names already (uvicorn's parser does;
-        ASGI only asks servers to)."""
-        if names_lowered:
-            headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in raw_headers}
-        else:
-            headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw_headers}
-        if len(headers) != len(raw_headers):  # a repeated header: join its values in order
-            headers = {}
-            for raw_name, raw_value in raw_headers:
-                name = raw_name.decode("latin-1").lower()
-                value = raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return EdgeRequest(
-            method=method,
-            path=path,
-            query=query.decode("latin-1"),
-            headers=headers,
-            body=body,
-            client_ip=self._proxies.client_ip(peer, headers.get("x-forwarded-for")),
-        )
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
@@ -106,15 +101,7 @@ class ASGIEdge:
                 chunks.append(chunk)
             size += len(chunk)
             more = message.get("more_body", False)
-        client = scope.get("client")
-        req = self.request(
-            scope["method"],
-            scope["path"],
-            scope.get("query_string", b""),
-            scope["headers"],
-            b"".join(chunks),
-            client[0] if client else "",
-        )
+        req = request_from_scope(scope, b"".join(chunks), self._proxies)
         resp = await self.app.handle(req)
         out = [
             (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in resp.headers.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge.messages import EdgeResponse
+from edge.core.request import EdgeResponse
 
 TITLES = {
     400: "Bad Request",

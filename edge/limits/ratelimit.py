@@ -37,7 +37,7 @@ class RateLimiter:
         self._static: dict[tuple[str, float, int], tuple[str, str]] = {}
 
     def _texts(self, route_class: str, rate: float, burst: int) -> tuple[str, str]:
-        name = f'"{route_class}"'  # an sf-string: route classes are plain words (edge.routes)
+        name = f'"{route_class}"'  # an sf-string: route classes are plain words (edge.core.routes)
         window = f";w={max(1, math.ceil(burst / rate))}" if rate > 0 else ""
         texts = self._static[(route_class, rate, burst)] = (f"{name};q={burst}{window}", name)
         return texts

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import EdgeConfig, OriginSpec
-from edge.messages import UpstreamError, UpstreamResponse
+from edge.core.request import UpstreamError, UpstreamResponse
+from edge.core.stats import Stats
 from edge.runtime.base import Platform
-from edge.stats import Stats
 
-log = logging.getLogger("edge.routing")
+log = logging.getLogger("edge.upstream")
 RETRY_STATUSES = frozenset({502, 503, 504})
 BUDGET_WINDOW = 10.0
 

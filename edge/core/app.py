@@ -1,0 +1,212 @@
+"""The edge pipeline: plan, then the steps that await, then finish.
+
+    plan (no I/O) -> [verify a new token] -> rate limit -> [refuse a bad body]
+                  -> cache (tier 1, tier 2, coalesced misses) -> origin pool -> finish
+
+`EdgeApp.handle` takes and returns the edge's own message types (`edge.core.request`), so the
+same object serves uvicorn (through `edge.adapters.asgi`) and Cloudflare Workers (through
+`edge.entry`). Everything it does outside the process goes through the `Platform`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from edge.auth import Authenticator, AuthError
+from edge.cache import CachedResponse, CacheKey, EdgeCache, with_version
+from edge.config import EdgeConfig
+from edge.core.endpoints import Endpoints
+from edge.core.finish import Compressor, Cors, conditional, stamp
+from edge.core.plan import Plan, Planner
+from edge.core.problems import problem
+from edge.core.request import EdgeRequest, EdgeResponse
+from edge.core.stats import Stats
+from edge.limits.ratelimit import RateLimiter
+from edge.runtime.base import Platform
+from edge.upstream.forward import forward_headers, from_upstream, upstream_problem
+from edge.upstream.pool import ForwardFailure, NoOriginAvailable, OriginPool
+
+log = logging.getLogger("edge")
+
+
+class EdgeApp:
+    """One edge instance: shared state (caches, buckets, pool) lives here."""
+
+    def __init__(self, config: EdgeConfig, platform: Platform) -> None:
+        self.config = config
+        self.platform = platform
+        self.stats = Stats()
+        self.auth = Authenticator(config, platform)
+        self.limiter = RateLimiter(platform.monotonic)
+        self.cache = EdgeCache(config, platform.now, platform.cache_tier2)
+        self.pool = OriginPool(config, platform, self.stats)
+        self.planner = Planner(config, self.auth, self.pool.versions)
+        self.endpoints = Endpoints(platform, self.pool, self.cache, self.stats)
+        self.cors = Cors(config.cors_origins)
+        self.compressor = Compressor(config, platform.gzip)
+
+    async def handle(self, req: EdgeRequest) -> EdgeResponse:
+        """The answer to `req`: always a response, a problem+json one for every failure."""
+        plan = self.planner.plan(req)
+        try:
+            resp = await self._run(req, plan)
+        except Exception:
+            log.exception("request_id=%s unexpected error", plan.rid)
+            resp = problem(500, "internal", "Internal error.", plan.rid)
+        self._finish(req, resp, plan)
+        self.stats.inc("outpost_edge_requests_total", plan.route_name, str(resp.status))
+        if plan.cache_state is not None:
+            self.stats.inc("outpost_edge_cache_total", plan.cache_state)
+        return resp
+
+    async def _run(self, req: EdgeRequest, plan: Plan) -> EdgeResponse:
+        if plan.answer is not None:
+            return plan.answer
+        if plan.local is not None:
+            if plan.local == "preflight":
+                return self.cors.preflight(req)
+            return self.endpoints.answer(plan.local, plan.rid)
+        self.pool.maybe_check()
+        if plan.verify:
+            assert plan.route is not None and plan.route.scope is not None
+            try:
+                principal = await self.auth.authenticate(
+                    req.headers.get("authorization"), plan.route.scope
+                )
+            except AuthError as exc:
+                self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
+                slug = "forbidden" if exc.status == 403 else "unauthorized"
+                headers = {"www-authenticate": exc.www_authenticate()}
+                return problem(exc.status, slug, exc.description, plan.rid, headers)
+            self.planner.complete(plan, req, principal)
+        limited = self._limit(plan)
+        if limited is not None:
+            return limited
+        if plan.refusal is not None:
+            return plan.refusal
+        if plan.key is None:
+            return await self._forward(req, plan)
+        return await self._cached(req, plan, plan.key)
+
+    def _limit(self, plan: Plan) -> EdgeResponse | None:
+        """Count the request against its subject's bucket (its headers go into the plan); the
+        429 to answer when the bucket was empty."""
+        route = plan.route
+        assert route is not None
+        decision = self.limiter.check(
+            route.rate_class, plan.subject, self.config.policy_for(route.rate_class)
+        )
+        plan.limit_headers = decision.headers
+        if decision.allowed:
+            return None
+        self.stats.inc("outpost_edge_rate_limited_total", route.name)
+        wait = decision.retry_after
+        return problem(429, "rate-limited", f"Too many requests; retry in {wait} s.", plan.rid)
+
+    def _finish(self, req: EdgeRequest, resp: EdgeResponse, plan: Plan) -> None:
+        stamp(resp, plan.rid, plan.limit_headers)
+        self.cors.apply(req, resp)
+        conditional(req, resp)
+        self.compressor.apply(req, resp, plan.served_from)
+
+    # -- forwarding ---------------------------------------------------------------------------
+    async def _forward(self, req: EdgeRequest, plan: Plan) -> EdgeResponse:
+        """A request that is not cached: to one origin of the primary pool (retried elsewhere
+        when its route allows)."""
+        assert plan.route is not None
+        try:
+            up, _ = await self.pool.forward(
+                "primary",
+                req.method,
+                req.target,
+                forward_headers(req, plan.rid),
+                req.body or None,
+                plan.route.retryable,
+            )
+        except (ForwardFailure, NoOriginAvailable) as exc:
+            return upstream_problem(exc, plan.rid, "primary")
+        return from_upstream(up)
+
+    # -- cached inference ---------------------------------------------------------------------
+    def _from_entry(self, plan: Plan, entry: CachedResponse, state: str) -> EdgeResponse:
+        plan.cache_state = state
+        plan.served_from = entry
+        headers = dict(entry.headers)
+        headers["x-cache"] = state
+        headers["age"] = str(max(0, int(self.platform.now() - entry.stored_at)))
+        return EdgeResponse(entry.status, headers, entry.body)
+
+    async def _cached(self, req: EdgeRequest, plan: Plan, key: CacheKey) -> EdgeResponse:
+        """A cacheable request: a fresh entry answers it; otherwise one request per key goes to
+        the origin (concurrent identical requests share its answer), with the stale entry kept
+        as the answer if the origins fail."""
+        if not plan.read_cache:
+            return await self._miss(req, plan, key, None, "BYPASS")
+        entry = self.cache.lookup(key)
+        if entry is None and self.platform.cache_tier2 is not None:
+            entry = await self.cache.from_tier2(key)
+        if entry is not None and self.cache.is_fresh(entry):
+            return self._from_entry(plan, entry, "HIT")
+        leader = self.cache.inflight.get(key)
+        if leader is not None:
+            shared: EdgeResponse = await asyncio.shield(leader)
+            plan.cache_state = "HIT"
+            out = EdgeResponse(shared.status, dict(shared.headers), shared.body)
+            if out.status == 200:
+                out.headers["x-cache"] = "HIT"
+            return out
+        fut: asyncio.Future[EdgeResponse] = asyncio.get_running_loop().create_future()
+        self.cache.inflight[key] = fut
+        try:
+            resp = await self._miss(req, plan, key, entry, "MISS")
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: followers re-raise it themselves
+            raise
+        finally:
+            self.cache.inflight.pop(key, None)
+        if not fut.done():
+            fut.set_result(EdgeResponse(resp.status, dict(resp.headers), resp.body))
+        return resp
+
+    async def _miss(
+        self,
+        req: EdgeRequest,
+        plan: Plan,
+        key: CacheKey,
+        stale: CachedResponse | None,
+        state: str,
+    ) -> EdgeResponse:
+        """Ask the plan's pool; keep a cacheable answer under the version that served it."""
+        try:
+            up, _ = await self.pool.forward(
+                plan.pool, "POST", req.target, forward_headers(req, plan.rid), req.body, True
+            )
+        except (ForwardFailure, NoOriginAvailable) as exc:
+            if stale is not None:
+                log.warning("request_id=%s serving stale: origins failed", plan.rid)
+                return self._from_entry(plan, stale, "STALE")
+            plan.cache_state = "ERROR"
+            return upstream_problem(exc, plan.rid, plan.pool)
+        if up.status >= 500 and stale is not None:
+            return self._from_entry(plan, stale, "STALE")
+        pinned = plan.match is not None and plan.match.version
+        served_name = up.headers.get("x-model-name", "")
+        served_version = up.headers.get("x-model-version", "")
+        if up.status == 200 and served_version and not pinned:
+            self.pool.versions.learn(plan.pool, plan.model, served_version)
+            if served_name and served_name != plan.model:
+                self.pool.versions.learn(plan.pool, served_name, served_version)
+        if up.status == 200 and plan.store:
+            entry = self.cache.entry_for(up.status, up.headers, up.body)
+            if entry is not None:
+                if not pinned and served_version:
+                    key = with_version(key, served_version)
+                self.cache.put(key, entry)
+                if self.platform.cache_tier2 is not None:
+                    self.platform.spawn(self.cache.put_tier2(key, entry))
+        plan.cache_state = state
+        resp = from_upstream(up)
+        resp.headers["x-cache"] = state
+        return resp

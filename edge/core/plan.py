@@ -1,0 +1,195 @@
+"""What the edge does with a request, decided without I/O.
+
+`Planner.plan` turns an `EdgeRequest` into a `Plan`: the request id, the route, and either an
+answer the edge gives at once (a CORS preflight, 404, 405, 413, a local endpoint) or what the
+request needs: a token to verify, whom the rate limit counts, an answer to give once it is
+counted (a body the edge refuses), and for cached inference the model, the origin pool and the
+cache key. `EdgeApp` then runs the steps that await (verifying a token seen for the first time,
+the cache's second tier, the origin) in that order. A token verified before costs no I/O, so for
+a repeat caller the whole plan is one synchronous call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+from dataclasses import dataclass, field
+
+from edge.auth import Authenticator, Principal
+from edge.cache import CachedResponse, CacheKey, body_digest, cache_key, client_bypass
+from edge.config import EdgeConfig
+from edge.core.problems import problem
+from edge.core.request import EdgeRequest, EdgeResponse
+from edge.core.routes import Match, MethodNotAllowed, Route, match
+from edge.upstream.pool import ModelVersions
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# Request bodies up to this size are remembered once parsed (raw bytes -> model field and
+# canonical digest), so a repeated request (a cache hit) skips JSON parsing and re-encoding.
+_PARSED_MAX_BODY = 4096
+_PARSED_MAX_ENTRIES = 4096
+
+_rng = random.Random(os.urandom(32))  # ids correlate logs; they are not secrets
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, without building a `uuid.UUID` or making a
+    getrandom() syscall per request."""
+    return "%032x" % (_rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+
+
+def request_id(req: EdgeRequest) -> str:
+    """The client's `X-Request-ID` when it is a sane id, else a new one."""
+    given = req.headers.get("x-request-id")
+    return given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a request's Content-Type is JSON (absent counts: clients often omit it)."""
+    if content_type is None or content_type == "application/json":
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+@dataclass(slots=True)
+class Plan:
+    """One request's plan; `EdgeApp` fills in the outcome fields as it runs the steps."""
+
+    rid: str
+    route_name: str = "unmatched"  # the `route` label of the request counter
+    answer: EdgeResponse | None = None  # answered now: nothing is counted or forwarded
+    local: str | None = None  # one of the edge's own endpoints answers
+    route: Route | None = None
+    match: Match | None = None
+    verify: bool = False  # a token seen for the first time: verify it (I/O), then `complete`
+    principal: Principal | None = None
+    subject: str = ""  # whom the rate limit counts: "sub:<subject>" or "ip:<address>"
+    refusal: EdgeResponse | None = None  # answered once the rate limit has counted the request
+    # Cached inference only:
+    model: str = ""
+    pool: str = "primary"
+    key: CacheKey | None = None
+    read_cache: bool = True  # false: the client asked for a fresh answer (no-cache, no-store)
+    store: bool = True  # false: the client asked that its answer not be kept (no-store)
+    # Outcomes:
+    limit_headers: dict[str, str] = field(default_factory=dict)
+    cache_state: str | None = None  # HIT, MISS, STALE, BYPASS or ERROR once the cache decided
+    served_from: CachedResponse | None = None  # the cache entry a HIT or STALE came from
+
+
+class Planner:
+    """Builds plans; holds what plans are made from (the config, known tokens, model versions)."""
+
+    def __init__(self, config: EdgeConfig, auth: Authenticator, versions: ModelVersions) -> None:
+        self._config = config
+        self._auth = auth
+        self._versions = versions
+        self._pools = {o.pool for o in config.origins}
+        self._parsed: dict[bytes, tuple[str, bytes]] = {}
+
+    def plan(self, req: EdgeRequest) -> Plan:
+        """The plan for `req`, complete unless `verify` is set."""
+        plan = Plan(request_id(req))
+        if req.method == "OPTIONS" and "access-control-request-method" in req.headers:
+            plan.route_name = "preflight"
+            plan.local = "preflight"
+            return plan
+        try:
+            m = match(req.method, req.path)
+        except MethodNotAllowed as exc:
+            allow = ", ".join(exc.allowed)
+            plan.answer = problem(
+                405, "method-not-allowed", f"Use {allow}.", plan.rid, {"allow": allow}
+            )
+            return plan
+        if m is None:
+            plan.answer = problem(404, "not-found", "No such endpoint.", plan.rid)
+            return plan
+        plan.route, plan.match, plan.route_name = m.route, m, m.route.name
+        if m.route.local:
+            plan.local = m.route.name
+            return plan
+        if len(req.body) > self._config.max_request_bytes:
+            limit = self._config.max_request_bytes
+            plan.answer = problem(
+                413, "too-large", f"Request body exceeds {limit} bytes.", plan.rid
+            )
+            return plan
+        if m.route.scope is None:
+            self.complete(plan, req, None)
+            return plan
+        principal = self._auth.known(req.headers.get("authorization"), m.route.scope)
+        if principal is None:
+            plan.verify = True
+        else:
+            self.complete(plan, req, principal)
+        return plan
+
+    def complete(self, plan: Plan, req: EdgeRequest, principal: Principal | None) -> None:
+        """The rest of `plan` once the caller is known (`principal`, or None on a route that
+        needs no token)."""
+        assert plan.route is not None and plan.match is not None
+        plan.verify = False
+        plan.principal = principal
+        plan.subject = f"sub:{principal.subject}" if principal else f"ip:{req.client_ip}"
+        if not plan.route.cacheable:
+            return
+        rid = plan.rid
+        if not is_json(req.headers.get("content-type")):
+            plan.refusal = problem(415, "unsupported-media-type", "Send application/json.", rid)
+            return
+        parsed = self._parse(req.body)
+        if isinstance(parsed, str):
+            plan.refusal = problem(400, "malformed", parsed, rid)
+            return
+        m = plan.match
+        plan.model = m.model or parsed[0]
+        plan.pool = self._pool_for(plan.model, req, plan.subject)
+        cc, pragma = req.headers.get("cache-control"), req.headers.get("pragma")
+        if cc or pragma:
+            no_read, no_store = client_bypass(cc, pragma)
+            plan.read_cache, plan.store = not no_read, not no_store
+        version = m.version or self._versions.get(plan.pool, plan.model)
+        plan.key = cache_key(
+            plan.pool, plan.model, version, req.path, parsed[1], req.headers.get("accept", "")
+        )
+
+    def _parse(self, body: bytes) -> tuple[str, bytes] | str:
+        """(the body's `model` field, its canonical digest), or why the body is refused."""
+        parsed = self._parsed.get(body)
+        if parsed is not None:
+            return parsed
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return "The body is not valid JSON."
+        if not isinstance(payload, dict):
+            return "The body must be a JSON object."
+        named = payload.get("model")
+        parsed = (named if isinstance(named, str) else "", body_digest(payload))
+        if len(body) <= _PARSED_MAX_BODY:
+            if len(self._parsed) >= _PARSED_MAX_ENTRIES:
+                self._parsed.clear()
+            self._parsed[body] = parsed
+        return parsed
+
+    def _pool_for(self, model: str, req: EdgeRequest, subject: str) -> str:
+        """The origin pool for `model`: a canary pool for its configured share of subjects (or
+        when asked with `X-Outpost-Canary: 1`), else the primary pool."""
+        rule = self._config.canary.get(model)
+        if rule is None or rule.pool not in self._pools:
+            return "primary"
+        if req.headers.get("x-outpost-canary") == "1":
+            return rule.pool
+        if rule.percent <= 0:
+            return "primary"
+        digest = hashlib.sha256(f"{model}\x00{subject}".encode()).digest()
+        share = int.from_bytes(digest[:4], "big") % 10000
+        return rule.pool if share < rule.percent * 100 else "primary"

@@ -1,0 +1,69 @@
+"""What crosses the hop to an origin: the headers forwarded, and the origin's answer (or its
+failure) turned into the edge's response."""
+
+from __future__ import annotations
+
+import logging
+
+from edge.core.problems import problem
+from edge.core.request import EdgeRequest, EdgeResponse, UpstreamResponse
+from edge.upstream.pool import ForwardFailure, NoOriginAvailable
+
+log = logging.getLogger("edge.upstream")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "accept-encoding",
+    "x-forwarded-for",
+    "x-real-ip",
+    "cf-connecting-ip",
+}
+_NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+
+
+def forward_headers(req: EdgeRequest, rid: str) -> dict[str, str]:
+    """The request's headers as sent to the origin: hop-by-hop ones (and those the client named
+    in Connection, RFC 9110 §7.6.1) and client-address claims dropped; the request id, the
+    client's address as the edge saw it, and `Accept-Encoding: identity` (the edge compresses
+    itself) set."""
+    listed = {t.strip().lower() for t in req.headers.get("connection", "").split(",")}
+    out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED and k not in listed}
+    out["x-request-id"] = rid
+    out["accept-encoding"] = "identity"
+    if req.client_ip:
+        out["x-forwarded-for"] = req.client_ip
+    return out
+
+
+def from_upstream(up: UpstreamResponse) -> EdgeResponse:
+    """The origin's answer as the edge's response (hop-by-hop and framing headers dropped)."""
+    headers = {k: v for k, v in up.headers.items() if k not in _NOT_RETURNED}
+    return EdgeResponse(up.status, headers, up.body)
+
+
+def upstream_problem(exc: ForwardFailure | NoOriginAvailable, rid: str, pool: str) -> EdgeResponse:
+    """The answer when no origin answered usefully: the last origin answer if there was one,
+    else 504 (timed out), 502 (unreachable) or 503 (nothing available, retry soon)."""
+    if isinstance(exc, ForwardFailure) and exc.last is not None:
+        return from_upstream(exc.last)
+    if isinstance(exc, ForwardFailure) and exc.kind == "timeout":
+        log.warning("request_id=%s origins timed out (pool %s)", rid, pool)
+        return problem(504, "gateway-timeout", "The origin did not answer in time.", rid)
+    if isinstance(exc, ForwardFailure) and exc.kind == "connect":
+        log.warning("request_id=%s no origin reachable (pool %s)", rid, pool)
+        return problem(502, "bad-gateway", "No origin could be reached.", rid)
+    log.warning("request_id=%s no origin available (pool %s)", rid, pool)
+    return problem(503, "unavailable", "No origin is available.", rid, {"retry-after": "1"})
