@@ -114,7 +114,38 @@ class EdgeConfig:
         default=300.0,
     )
     cache_max_body_bytes: int = _doc("Responses larger than this are not cached.", default=1 << 20)
-    max_request_bytes: int = _doc("Largest accepted request body (413 above).", default=1 << 20)
+    max_request_bytes: int = _doc(
+        "Largest accepted request body (413 above; the local server refuses a larger declared "
+        "or counted body before reading it).",
+        default=1 << 20,
+    )
+    admin_port: int = _doc(
+        "Local server: port of the internal listener, serving `/metrics` and `/healthz` with "
+        "origin details (0: none). Keep it off the public network.",
+        default=0,
+    )
+    admin_host: str = _doc(
+        "Local server: address the internal listener binds.", default="127.0.0.1"
+    )
+    max_request_line_bytes: int = _doc(
+        "Local server: longest request target (414 above). Cloudflare applies its own limits "
+        "in front of the Worker.",
+        default=8192,
+    )
+    max_header_bytes: int = _doc(
+        "Local server: largest total of header lines (431 above).", default=16384
+    )
+    max_header_count: int = _doc("Local server: most header fields (431 above).", default=100)
+    header_timeout_seconds: float = _doc(
+        "Local server: time a request's head may take from its first byte, and a new "
+        "connection to start a request (408, then the connection is closed).",
+        default=10.0,
+    )
+    body_timeout_seconds: float = _doc(
+        "Local server: time a request's body may take once its head arrived (408). At the "
+        "default, a 1 MiB upload needs about 17 KB/s.",
+        default=60.0,
+    )
     gzip_min_bytes: int = _doc(
         "Responses at least this large are gzipped if accepted.", default=1024
     )

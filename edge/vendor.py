@@ -34,6 +34,7 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
             "server.py",
             "asgi.py",
             "clientip.py",
+            "http_guard.py",
             "__main__.py",
             "local.py",
             "worker",  # wrangler uploads edge/worker/entry.py itself (base_dir)

@@ -50,6 +50,10 @@ def up(
         str | None, typer.Option(help="Comma-separated origin ports (default 8101,8102).")
     ] = None,
     edge_port: Annotated[int | None, typer.Option(help="Edge port (default 8787).")] = None,
+    edge_admin_port: Annotated[
+        int | None,
+        typer.Option(help="Edge internal listener: /metrics, detailed /healthz (default 8788)."),
+    ] = None,
     models_dir: Annotated[Path | None, typer.Option(help="Model repository.")] = None,
     skip_model_build: Annotated[bool, typer.Option(help="Don't build demo models.")] = False,
 ) -> None:
@@ -64,6 +68,7 @@ def up(
         for k, v in {
             "vault_port": vault_port,
             "edge_port": edge_port,
+            "edge_admin_port": edge_admin_port,
             "models_dir": models_dir,
             "origin_ports": [int(p) for p in origin_ports.split(",")] if origin_ports else None,
         }.items()

@@ -41,6 +41,9 @@ class StackSettings(BaseSettings):
     vault_port: int = Field(8200, description="OpenBao's port.")
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
+    edge_admin_port: int = Field(
+        8788, description="The edge's internal listener (/metrics, detailed /healthz; loopback)."
+    )
     build_models: bool = Field(True, description="Build missing demo models before starting.")
 
     @property
@@ -80,7 +83,10 @@ def _python() -> str:
 def stack_state(settings: StackSettings, vault_addr: str) -> dict[str, Any]:
     """The machine-readable description written to `.outpost/stack.json` (no secrets in it)."""
     return {
-        "edge": {"url": settings.edge_url},
+        "edge": {
+            "url": settings.edge_url,
+            "admin_url": f"http://127.0.0.1:{settings.edge_admin_port}",
+        },
         "origins": [{"url": f"http://{settings.host}:{p}"} for p in settings.origin_ports],
         "vault": {"addr": vault_addr},
         "issuer": settings.edge_url,
@@ -184,7 +190,17 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         }
         edge = sup.start(
             "edge",
-            [_python(), "-m", "edge", "--host", settings.host, "--port", str(settings.edge_port)],
+            [
+                _python(),
+                "-m",
+                "edge",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.edge_port),
+                "--admin-port",
+                str(settings.edge_admin_port),
+            ],
             env=edge_env,
             health_url=f"{settings.edge_url}/healthz",
             cwd=str(ROOT),

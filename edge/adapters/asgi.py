@@ -46,10 +46,17 @@ def request_from_scope(scope: Scope, body: bytes, proxies: TrustedProxies) -> Ed
 
 
 class ASGIEdge:
-    """ASGI 3 application: lifespan starts the periodic health checks."""
+    """ASGI 3 application: lifespan starts the periodic health checks. Requests that arrive on
+    one of `internal_ports` (the local server's internal listener) are marked `internal`."""
 
-    def __init__(self, app: EdgeApp, on_shutdown: Callable[[], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        app: EdgeApp,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        internal_ports: frozenset[int] = frozenset(),
+    ):
         self.app = app
+        self._internal_ports = internal_ports
         self._proxies = TrustedProxies(app.config.trusted_proxies)
         self._max_body = app.config.max_request_bytes
         self._on_shutdown = on_shutdown
@@ -102,6 +109,9 @@ class ASGIEdge:
             size += len(chunk)
             more = message.get("more_body", False)
         req = request_from_scope(scope, b"".join(chunks), self._proxies)
+        if self._internal_ports:
+            server = scope.get("server")
+            req.internal = bool(server) and server[1] in self._internal_ports
         resp = await self.app.handle(req)
         out = [
             (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in resp.headers.items()

@@ -66,7 +66,7 @@ class EdgeApp:
         if plan.local is not None:
             if plan.local == "preflight":
                 return self.cors.preflight(req)
-            return self.endpoints.answer(plan.local, plan.rid)
+            return self.endpoints.answer(plan.local, req, plan.rid)
         self.pool.maybe_check()
         if plan.verify:
             assert plan.route is not None and plan.route.scope is not None

@@ -43,6 +43,9 @@ class EdgeRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     client_ip: str = ""
+    # Arrived on the local server's internal listener (metrics, detailed health); never set in
+    # Workers, and never from anything the client sends.
+    internal: bool = False
 
     @property
     def target(self) -> str:

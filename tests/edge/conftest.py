@@ -41,6 +41,7 @@ class Proc:
     popen: subprocess.Popen[bytes]
     url: str
     log: Path
+    admin_url: str = ""  # the edge's internal listener (/metrics, detailed /healthz)
 
     def kill(self) -> None:
         if self.popen.poll() is None:
@@ -99,13 +100,16 @@ def start_origin(models_dir: Path, log_dir: Path) -> Proc:
 
 
 def start_edge(settings: dict[str, Any], log_dir: Path) -> Proc:
-    port = free_port()
+    """`python -m edge` with `settings` (env vars), and its internal listener on a free port."""
+    port, admin = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_EDGE_")}
     for key, value in settings.items():
         env["OUTPOST_EDGE_" + key.upper()] = value if isinstance(value, str) else json.dumps(value)
     log = log_dir / f"edge-{port}.log"
-    argv = [PY, "-m", "edge", "--port", str(port), "--log-level", "warning"]
-    proc = Proc(_spawn(argv, log, env), f"http://127.0.0.1:{port}", log)
+    argv = [PY, "-m", "edge", "--port", str(port), "--admin-port", str(admin)]
+    argv += ["--log-level", "warning"]
+    url = f"http://127.0.0.1:{port}"
+    proc = Proc(_spawn(argv, log, env), url, log, admin_url=f"http://127.0.0.1:{admin}")
     wait_http(proc, "/healthz", timeout=30)
     return proc
 
@@ -297,8 +301,9 @@ def embed(
 
 
 def edge_metric(edge: Proc, name: str, **labels: str) -> float:
-    """Sum of a counter on the edge's /metrics whose labels include `labels`."""
-    text = httpx.get(edge.url + "/metrics", timeout=5).text
+    """Sum of a counter on the edge's /metrics (its internal listener) whose labels include
+    `labels`."""
+    text = httpx.get(edge.admin_url + "/metrics", timeout=5).text
     total = 0.0
     for line in text.splitlines():
         if not line.startswith(name):

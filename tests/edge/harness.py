@@ -214,11 +214,12 @@ class EdgeUnderTest:
             {k: v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()}
         )
         self.app = EdgeApp(self.config, platform)
-        self.asgi = ASGIEdge(self.app)
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.asgi, client=("203.0.113.7", 40000)),
-            base_url="http://edge.test",
-            timeout=30,
+        self.asgi = ASGIEdge(self.app, internal_ports=frozenset({INTERNAL_PORT}))
+        transport = httpx.ASGITransport(app=self.asgi, client=("203.0.113.7", 40000))
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://edge.test", timeout=30)
+        # The same app through the local server's internal listener (its port).
+        self.internal = httpx.AsyncClient(
+            transport=transport, base_url=f"http://edge.test:{INTERNAL_PORT}", timeout=30
         )
 
     @property
@@ -247,9 +248,11 @@ class EdgeUnderTest:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.internal.aclose()
         await self.platform.settle()
 
 
+INTERNAL_PORT = 9901
 ISSUER_URL = "https://issuer.test"
 OIDC_URL = "https://oidc.test"
 

@@ -60,7 +60,7 @@ def test_killing_an_origin_mid_load_fails_no_idempotent_request(
         asyncio.run(load())
         assert len(statuses) == TOTAL
         assert statuses.count(200) == TOTAL, sorted(set(statuses))
-        health = httpx.get(edge.url + "/healthz").json()
+        health = httpx.get(edge.admin_url + "/healthz").json()  # with origin details
         dead = next(o for o in health["origins"] if o["url"] == a.url)
         assert not dead["healthy"] or dead["ejected_for_seconds"] > 0
         assert edge_metric(edge, "outpost_edge_ejections_total") >= 1

@@ -107,8 +107,10 @@ def test_forged_or_invalid_token_is_refused(http: httpx.Client, stack: Stack, at
         json={"model": EMB, "input": "attack"},
         headers={"authorization": f"Bearer {token}"},
     )
-    assert_refused_without_leak(resp, token, {401})
-    assert resp.headers["www-authenticate"].startswith("Bearer")
+    # An 80 KB token is refused by the HTTP limits (431) before it is read as a token.
+    assert_refused_without_leak(resp, token, {401, 431} if attack == "oversized-claims" else {401})
+    if resp.status_code == 401:
+        assert resp.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_valid_token_still_works(http: httpx.Client, stack: Stack) -> None:

@@ -119,7 +119,9 @@ def test_secrets_never_appear_in_error_bodies_metrics_or_logs(
     responses = provoke_errors(running_stack, secrets)
     token = running_stack["token"]()
     texts = {f"response {i}": r.text + json.dumps(dict(r.headers)) for i, r in enumerate(responses)}
-    texts["edge /metrics"] = httpx.get(running_stack["edge"]["url"] + "/metrics", timeout=10).text
+    admin = running_stack["edge"]["admin_url"]  # the internal listener
+    texts["edge /metrics"] = httpx.get(admin + "/metrics", timeout=10).text
+    texts["edge /healthz"] = httpx.get(admin + "/healthz", timeout=10).text
     for o in running_stack["origins"]:
         texts[f"origin {o['url']} /metrics"] = httpx.get(o["url"] + "/metrics", timeout=10).text
         texts[f"origin {o['url']} /healthz"] = httpx.get(o["url"] + "/healthz", timeout=10).text
