@@ -216,7 +216,9 @@ class EdgeUnderTest:
         self.app = EdgeApp(self.config, platform)
         self.asgi = ASGIEdge(self.app, internal_ports=frozenset({INTERNAL_PORT}))
         transport = httpx.ASGITransport(app=self.asgi, client=("203.0.113.7", 40000))
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://edge.test", timeout=30)
+        self.client = httpx.AsyncClient(
+            transport=transport, base_url="http://edge.test", timeout=30
+        )
         # The same app through the local server's internal listener (its port).
         self.internal = httpx.AsyncClient(
             transport=transport, base_url=f"http://edge.test:{INTERNAL_PORT}", timeout=30
