@@ -52,6 +52,24 @@ def up(
     edge_port: Annotated[int | None, typer.Option(help="Edge port (default 8787).")] = None,
     models_dir: Annotated[Path | None, typer.Option(help="Model repository.")] = None,
     skip_model_build: Annotated[bool, typer.Option(help="Don't build demo models.")] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface the edge listens on (default 127.0.0.1; 0.0.0.0: every interface)."
+        ),
+    ] = None,
+    lan: Annotated[
+        bool,
+        typer.Option(
+            "--lan",
+            help="Let phones on your network in: the edge listens on every interface, and its "
+            "LAN URL is printed with a QR code. Origins and Vault stay on loopback.",
+        ),
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="The edge URL phones use, when the detected LAN address is wrong."),
+    ] = None,
 ) -> None:
     """Run Vault, two origins and the edge with the demo models; Ctrl-C stops everything.
 
@@ -66,11 +84,15 @@ def up(
             "edge_port": edge_port,
             "models_dir": models_dir,
             "origin_ports": [int(p) for p in origin_ports.split(",")] if origin_ports else None,
+            "host": host,
+            "public_url": public_url,
         }.items()
         if v is not None
     }
     if skip_model_build:
         overrides["build_models"] = False
+    if lan:
+        overrides["lan"] = True
     raise typer.Exit(run_stack(StackSettings(**overrides), console))
 
 
