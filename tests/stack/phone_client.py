@@ -13,6 +13,7 @@ import base64
 import json
 import socket
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,7 +37,7 @@ def main(edge: str, credentials_file: str, origin_port: int, vault_port: int) ->
         discovery = http.get(f"{edge}/.well-known/openid-configuration").json()
         seen["discovery"] = {k: discovery[k] for k in ("issuer", "token_endpoint", "jwks_uri")}
         seen["jwks_keys"] = len(http.get(discovery["jwks_uri"]).json()["keys"])
-        api_key = json.loads(open(credentials_file).read())["api_key"]
+        api_key = json.loads(Path(credentials_file).read_text())["api_key"]
         token = http.post(
             discovery["token_endpoint"],
             data={
