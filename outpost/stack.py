@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from outpost import lan
+from outpost.effective_config import redact
 from outpost.errors import OutpostError
 from outpost.supervisor import Supervisor
 
@@ -134,6 +135,12 @@ class _VaultLogTail:
 
 def _python() -> str:
     return sys.executable
+
+
+def _inherited(*prefixes: str) -> dict[str, str]:
+    """The settings a child inherits from this process's environment (the supervisor passes it
+    on)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
 
 
 def origin_env(settings: StackSettings, vault_addr: str, public_url: str) -> dict[str, str]:
@@ -271,7 +278,15 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         with console.status("waiting for the edge"):
             sup.wait_healthy(edge, timeout=60)
 
-        config = {"edge": env_of_edge, "origin": common_env}
+        config = {
+            "edge": redact({**_inherited("OUTPOST_EDGE_"), **env_of_edge}),
+            "origin": redact(
+                {
+                    **_inherited("OUTPOST_ORIGIN_", "OUTPOST_VAULT_", "OUTPOST_IDENTITY_"),
+                    **common_env,
+                }
+            ),
+        }
         state = stack_state(settings, vault.addr, public_url, config)
         settings.state_file.write_text(json.dumps(state, indent=2))
         _print_welcome(settings, public_url, console)
