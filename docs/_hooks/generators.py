@@ -467,9 +467,10 @@ def edge_api_reference() -> str:
             )
         )
     return (
-        "Generated from the route table in `edge/routes.py` at build time. The edge has no "
-        "OpenAPI document of its own: every forwarded path has the origin's contract (see the "
-        "[origin API](origin.md)), with the edge adding authentication, rate limits, caching "
+        "Generated from the route table in `edge/routes.py` at build time. The edge serves the "
+        "same table as an OpenAPI 3.1 document at `GET /openapi.json` (`edge/openapi.py`). "
+        "Request and response bodies of forwarded paths are the origin's (see the "
+        "[origin API](origin.md)); the edge adds authentication, rate limits, caching "
         "and the problem types listed in [Operations](../operations.md#problem-types).\n\n"
         + table(["path", "methods", "token scope", "rate class", "cached", "handling"], rows)
     )
