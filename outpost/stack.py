@@ -318,6 +318,11 @@ def _print_welcome(settings: StackSettings, public_url: str, console: Console) -
             f"\n[bold]From a phone on this network:[/] {public_url}   (scan it)", highlight=False
         )
         console.print(lan.qr_text(public_url))
+        creds = settings.state_dir / "vault" / "demo-credentials.json"
+        console.print(
+            f"The demo app's key for device registration is `api_key` in {creds}.",
+            highlight=False,
+        )
         inside = all(lan.is_loopback(h) for h in (settings.origin_host, settings.vault_host))
         console.print(
             "Anyone on this network can reach the edge; it answers inference only with a token. "
