@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,12 @@ from typing import Any
 import pytest
 
 from outpost.modelkit.tiny import build_tiny_embeddings
-from tests.conftest import ROOT, free_port
+from tests.cli.test_cli import _outpost as run_outpost
+from tests.conftest import start_stack
 
 
 def _outpost(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    return run_outpost(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -39,40 +31,17 @@ def tiny_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     models = root / "models"
     build_tiny_embeddings(models / "minilm", version=1, seed=0)
     build_tiny_embeddings(models / "minilm", version=2, seed=1)
-    state = root / "state"
-    ports = [free_port() for _ in range(4)]
-    log = root / "up.log"
-    env = {
-        **os.environ,
-        "OUTPOST_STACK_STATE_DIR": str(state),
+    handle = start_stack(
+        root / "state",
+        args=("--skip-model-build", "--models-dir", str(models)),
         # A setting of the shell that started the stack: the running edge has it.
-        "OUTPOST_EDGE_CACHE_MAX_BYTES": "1048576",
-    }
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                *("-m", "outpost", "up", "--skip-model-build", "--models-dir", str(models)),
-                *("--vault-port", str(ports[0]), "--origin-ports", f"{ports[1]},{ports[2]}"),
-                *("--edge-port", str(ports[3])),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    state_file = state / "stack.json"
+        env={"OUTPOST_EDGE_CACHE_MAX_BYTES": "1048576"},
+    )
     try:
-        deadline = time.monotonic() + 180
-        while not state_file.exists():
-            assert proc.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.3)
-        yield {"state_file": state_file, "models": models, **json.loads(state_file.read_text())}
+        state_file = handle.state_dir / "stack.json"
+        yield {"state_file": state_file, "models": models, **handle.state}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+        handle.stop()
 
 
 def test_models_list_shows_what_each_origin_of_the_running_stack_serves(
