@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,14 +15,22 @@ from rich.table import Table
 from outpost.errors import OutpostError
 from outpost.modelkit.cli import app as models_app
 
+if TYPE_CHECKING:
+    from outpost.running import RunningStack
+
 app = typer.Typer(
     name="outpost",
     help="Outpost: edge + origin backend for mobile apps with ML inference.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-vault_app = typer.Typer(help="Local Vault (OpenBao): bootstrap and status.", no_args_is_help=True)
-config_app = typer.Typer(help="Effective configuration of each component.", no_args_is_help=True)
+vault_app = typer.Typer(
+    help="Local Vault (OpenBao): bootstrap, and check Outpost's setup in it.", no_args_is_help=True
+)
+config_app = typer.Typer(
+    help="Configuration of each component: the running stack's, or env + defaults.",
+    no_args_is_help=True,
+)
 app.add_typer(models_app, name="models")
 app.add_typer(vault_app, name="vault")
 app.add_typer(config_app, name="config")
@@ -33,6 +41,17 @@ ROOT = Path(__file__).resolve().parent.parent
 ModelsDir = Annotated[
     Path, typer.Option("--models-dir", envvar="OUTPOST_MODELS_DIR", help="Model repository.")
 ]
+StateFile = Annotated[
+    Path | None,
+    typer.Option(help="The running stack's state file (default: .outpost/stack.json)."),
+]
+
+
+def _running(state_file: Path | None) -> RunningStack | None:
+    from outpost.running import find_running_stack
+    from outpost.stack import StackSettings
+
+    return find_running_stack(state_file or StackSettings().state_file)
 
 
 @app.callback()
@@ -56,6 +75,24 @@ def up(
     ] = None,
     models_dir: Annotated[Path | None, typer.Option(help="Model repository.")] = None,
     skip_model_build: Annotated[bool, typer.Option(help="Don't build demo models.")] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface the edge listens on (default 127.0.0.1; 0.0.0.0: every interface)."
+        ),
+    ] = None,
+    lan: Annotated[
+        bool,
+        typer.Option(
+            "--lan",
+            help="Let phones on your network in: the edge listens on every interface, and its "
+            "LAN URL is printed with a QR code. Origins and Vault stay on loopback.",
+        ),
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="The edge URL phones use, when the detected LAN address is wrong."),
+    ] = None,
 ) -> None:
     """Run Vault, two origins and the edge with the demo models; Ctrl-C stops everything.
 
@@ -71,11 +108,15 @@ def up(
             "edge_admin_port": edge_admin_port,
             "models_dir": models_dir,
             "origin_ports": [int(p) for p in origin_ports.split(",")] if origin_ports else None,
+            "host": host,
+            "public_url": public_url,
         }.items()
         if v is not None
     }
     if skip_model_build:
         overrides["build_models"] = False
+    if lan:
+        overrides["lan"] = True
     raise typer.Exit(run_stack(StackSettings(**overrides), console))
 
 
@@ -113,14 +154,32 @@ def token(
 def models_list(
     models_dir: ModelsDir = ROOT / "models",
     url: Annotated[
-        str | None, typer.Option(help="Ask a running origin instead of reading the folder.")
+        str | None, typer.Option(help="Ask this origin instead of the running stack.")
     ] = None,
+    disk: Annotated[
+        bool, typer.Option("--disk", help="Read the model folder even when a stack runs.")
+    ] = False,
+    state_file: StateFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List models: versions on disk and whether each validates (or what an origin serves)."""
+    """List models: what the running stack serves (each origin's version), else the folder.
+
+    Without a running stack (or with --disk), lists the versions on disk and whether each
+    validates.
+    """
     from outpost.modelcheck import list_models
 
-    rows = list_models(models_dir, url)
+    stack = None if (url or disk) else _running(state_file)
+    if url:
+        console.print(f"models served by {url}", highlight=False)
+    elif stack is not None:
+        console.print(
+            f"models served by {stack.describe()}: {', '.join(stack.origin_urls)}",
+            highlight=False,
+        )
+    else:
+        console.print(f"models on disk in {models_dir} (no stack running)", highlight=False)
+    rows = list_models(models_dir, url, stack.origin_urls if stack else None)
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -181,22 +240,44 @@ def vault_bootstrap(
 
 @vault_app.command("status")
 def vault_status(
-    addr: Annotated[str, typer.Option(help="Vault address.")] = "http://127.0.0.1:8200",
+    addr: Annotated[
+        str | None,
+        typer.Option(help="Vault address (default: the running stack's, else 127.0.0.1:8200)."),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Local Vault state dir with the admin AppRole (default .outpost/vault)."),
+    ] = None,
+    state_file: StateFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show whether Vault answers, is initialised and unsealed."""
-    import httpx
+    """Check Outpost's own Vault setup: server, mounts, policies, AppRole, signing key, secrets.
 
-    try:
-        resp = httpx.get(f"{addr}/v1/sys/health", timeout=2.0)
-    except httpx.HTTPError as exc:
-        raise OutpostError(
-            f"Vault at {addr} is unreachable ({type(exc).__name__})",
-            hint="start the stack with `./dev up`",
-        ) from None
-    body = resp.json()
-    table = Table("addr", "initialized", "sealed", "version")
-    table.add_row(addr, str(body.get("initialized")), str(body.get("sealed")), body.get("version"))
-    out.print(table)
+    Shows names, versions and times (such as the signing key's last rotation), never a secret.
+    Exits 1 when a check fails.
+    """
+    from vault.status import as_rows, outpost_status
+
+    stack = _running(state_file)
+    vault = stack.state.get("vault", {}) if stack else {}
+    addr = addr or vault.get("addr") or "http://127.0.0.1:8200"
+    state_dir = state_dir or Path(vault.get("state_dir") or ROOT / ".outpost" / "vault")
+    checks = outpost_status(addr, state_dir)
+    failed = [c for c in checks if not c.ok]
+    if as_json:
+        out.print_json(json.dumps(as_rows(checks)))
+    else:
+        table = Table("check", "", "detail")
+        for check in checks:
+            table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        out.print(table)
+    if failed:
+        hint = (
+            "start the stack with `./dev up`"
+            if checks[0].name == "server" and not checks[0].ok
+            else "`outpost vault bootstrap` restores what the bootstrap creates"
+        )
+        raise OutpostError(f"{len(failed)} Vault check(s) failed: {failed[0].name}", hint=hint)
 
 
 @config_app.command("show")
@@ -204,25 +285,61 @@ def config_show(
     component: Annotated[
         str, typer.Argument(help="origin | vault | identity | edge | stack | all")
     ] = "all",
+    env_only: Annotated[
+        bool,
+        typer.Option("--env", help="Env + defaults, even when a stack runs."),
+    ] = False,
+    state_file: StateFile = None,
 ) -> None:
-    """Print the effective configuration (env + defaults), secrets redacted."""
+    """Print each component's configuration, secrets redacted: the running stack's when one is
+    up, else what env + defaults would start. The first line (on stderr) says which."""
     from outpost.effective_config import effective_config
 
-    out.print_json(json.dumps(effective_config(component), default=str))
+    stack = None if env_only else _running(state_file)
+    if stack is not None:
+        console.print(
+            f"configuration of {stack.describe()}, from {stack.state_file}", highlight=False
+        )
+    else:
+        console.print(
+            "configuration from env + defaults" + ("" if env_only else " (no stack running)"),
+            highlight=False,
+        )
+    shown = effective_config(component, stack.state if stack else None)
+    out.print_json(json.dumps(shown, default=str))
 
 
-@app.command()
+BENCHMARKS = {
+    # name -> (script, the venv it runs in: None for the project's own)
+    "origin": ("bench/origin_load.py", None),
+    "peers": ("bench/peers/run.py", ".outpost/bench-venvs/loadgen"),
+}
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
+    ctx: typer.Context,
     which: Annotated[str, typer.Argument(help="origin | peers")] = "origin",
 ) -> None:
-    """Run a benchmark from bench/ (never part of the tests); results go to bench/results/."""
+    """Run a benchmark from bench/ (never part of the tests); results go to bench/results/.
+
+    Extra arguments go to the script (e.g. `outpost bench peers --quick`). The peers benchmark
+    runs in its own venvs: `bench/peers/setup.sh` makes them.
+    """
     import subprocess
 
-    scripts = {"origin": ROOT / "bench" / "origin_load.py", "peers": ROOT / "bench" / "peers.py"}
-    script = scripts.get(which)
-    if script is None or not script.exists():
-        raise OutpostError(f"no benchmark named {which!r}", hint=f"choose from {sorted(scripts)}")
-    raise typer.Exit(subprocess.call([sys.executable, str(script)], cwd=ROOT))
+    if which not in BENCHMARKS:
+        raise OutpostError(
+            f"no benchmark named {which!r}", hint=f"choose from {sorted(BENCHMARKS)}"
+        )
+    script, venv = BENCHMARKS[which]
+    python = sys.executable if venv is None else str(ROOT / venv / "bin" / "python")
+    if not Path(python).exists():
+        raise OutpostError(
+            f"{venv} is missing (the {which} benchmark runs in its own venv)",
+            hint="create it with `bench/peers/setup.sh` (a few minutes, once)",
+        )
+    raise typer.Exit(subprocess.call([python, str(ROOT / script), *ctx.args], cwd=ROOT))
 
 
 def main() -> None:

@@ -70,6 +70,44 @@ def _from_origin(url: str) -> list[dict[str, Any]]:
     return rows
 
 
-def list_models(models_dir: Path, url: str | None) -> list[dict[str, Any]]:
-    """Rows for `outpost models list`, from the folder or from a running origin."""
-    return _from_origin(url) if url else _from_disk(models_dir)
+def _from_origins(urls: list[str]) -> list[dict[str, Any]]:
+    """Rows from every origin of a running stack: the first answer per model, and which version
+    each origin serves (`served_by`), so a replica that lags behind shows."""
+    rows: dict[str, dict[str, Any]] = {}
+    unreachable = []
+    for url in urls:
+        try:
+            found = _from_origin(url)
+        except OutpostError:
+            unreachable.append(url)
+            continue
+        for row in found:
+            merged = rows.setdefault(row["name"], {**row, "served_by": {}})
+            merged["served_by"][url] = row.get("served")
+    if len(unreachable) == len(urls):
+        raise OutpostError(
+            f"no origin of the running stack answered ({', '.join(urls)})",
+            hint="read the stack's log; `--disk` lists the model folder instead",
+        )
+    for row in rows.values():
+        for url in unreachable:
+            row["served_by"][url] = None
+        if len(set(row["served_by"].values())) > 1:
+            row["status"] += (
+                " (origins differ: "
+                + ", ".join(f"{u} v{v}" for u, v in row["served_by"].items())
+                + ")"
+            )
+    return list(rows.values())
+
+
+def list_models(
+    models_dir: Path, url: str | None, origins: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows for `outpost models list`: from one origin (`url`), the running stack's origins, or
+    the folder on disk."""
+    if url:
+        return _from_origin(url)
+    if origins:
+        return _from_origins(origins)
+    return _from_disk(models_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,10 +22,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
+from outpost import lan
+from outpost.effective_config import redact
 from outpost.errors import OutpostError
 from outpost.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
 
 
 class StackSettings(BaseSettings):
@@ -37,7 +41,31 @@ class StackSettings(BaseSettings):
     cache_dir: Path | None = Field(
         None, description="Where built demo models are cached (default: <state_dir>/cache)."
     )
-    host: str = Field("127.0.0.1", description="Interface every component listens on.")
+    host: str = Field(
+        LOOPBACK,
+        description="Interface the edge listens on: 127.0.0.1 (this machine only), 0.0.0.0 "
+        "(every interface: phones on your network) or one address of this machine.",
+    )
+    lan: bool = Field(
+        False,
+        description="Listen on every interface and advertise this machine's LAN address "
+        "(same as host 0.0.0.0).",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The edge URL phones use and the token issuer's URL (default: this "
+        "machine's LAN address when listening on every interface, else the edge's own URL).",
+    )
+    origin_host: str = Field(
+        LOOPBACK,
+        description="Interface the origins listen on. Keep loopback: only the edge should reach "
+        "them, since it is the edge that checks tokens and rate limits.",
+    )
+    vault_host: str = Field(
+        LOOPBACK,
+        description="Interface OpenBao listens on. Keep loopback: it holds every secret, and the "
+        "local server's unseal key lies on this disk.",
+    )
     vault_port: int = Field(8200, description="OpenBao's port.")
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
@@ -47,12 +75,44 @@ class StackSettings(BaseSettings):
     build_models: bool = Field(True, description="Build missing demo models before starting.")
 
     @property
+    def edge_host(self) -> str:
+        """The address the edge binds."""
+        return "0.0.0.0" if self.lan else self.host
+
+    @property
     def edge_url(self) -> str:
-        return f"http://{self.host}:{self.edge_port}"
+        """The edge as this machine reaches it (loopback when it listens on every interface)."""
+        return url_for(self.edge_host, self.edge_port)
+
+    def origin_urls(self) -> list[str]:
+        return [url_for(self.origin_host, p) for p in self.origin_ports]
+
+    def resolve_public_url(self) -> str:
+        """The URL a phone (and the token issuer) uses; detects the LAN address when needed."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if not lan.is_wildcard(self.edge_host):
+            return self.edge_url
+        address = lan.lan_address()
+        if address is None:
+            raise OutpostError(
+                "no LAN address found for this machine (is it on a network?)",
+                hint="pass the address phones should use: outpost up --host <this machine's IP>",
+            )
+        return url_for(address, self.edge_port)
 
     @property
     def state_file(self) -> Path:
         return self.state_dir / "stack.json"
+
+
+def url_for(host: str, port: int) -> str:
+    """`http://host:port`, with loopback for a wildcard host and brackets around IPv6."""
+    if lan.is_wildcard(host):
+        host = "::1" if host == "::" else LOOPBACK
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 @dataclass
@@ -80,19 +140,60 @@ def _python() -> str:
     return sys.executable
 
 
-def stack_state(settings: StackSettings, vault_addr: str) -> dict[str, Any]:
-    """The machine-readable description written to `.outpost/stack.json` (no secrets in it)."""
+def _inherited(*prefixes: str) -> dict[str, str]:
+    """The settings a child inherits from this process's environment (the supervisor passes it
+    on)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+
+
+def origin_env(settings: StackSettings, vault_addr: str, public_url: str) -> dict[str, str]:
+    """The settings every origin replica gets (paths to secrets, never secret values)."""
+    vault_state = settings.state_dir / "vault"
     return {
+        "HF_HUB_OFFLINE": "1",
+        "OUTPOST_VAULT_ENABLED": "true",
+        "OUTPOST_VAULT_ADDR": vault_addr,
+        "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
+        # The issuer's URLs (discovery, JWKS) are the edge's public URL: a phone follows them.
+        "OUTPOST_IDENTITY_ISSUER": public_url,
+    }
+
+
+def edge_env(settings: StackSettings, public_url: str) -> dict[str, str]:
+    """The edge's settings: the local origins, and the issuer whose keys it trusts."""
+    origin_urls = settings.origin_urls()
+    return {
+        "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": u} for u in origin_urls]),
+        "OUTPOST_EDGE_ISSUERS": json.dumps(
+            [{"issuer": public_url, "jwks_url": f"{origin_urls[0]}/.well-known/jwks.json"}]
+        ),
+    }
+
+
+def stack_state(
+    settings: StackSettings, vault_addr: str, public_url: str, config: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """The machine-readable description written to `.outpost/stack.json` (no secrets in it).
+
+    `config` holds the environment each component was started with, so `outpost config show`
+    can show what is running rather than what the current shell would start.
+    """
+    return {
+        "pid": os.getpid(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "edge": {
             "url": settings.edge_url,
+            "public_url": public_url,
+            "host": settings.edge_host,
             "admin_url": f"http://127.0.0.1:{settings.edge_admin_port}",
         },
-        "origins": [{"url": f"http://{settings.host}:{p}"} for p in settings.origin_ports],
-        "vault": {"addr": vault_addr},
-        "issuer": settings.edge_url,
+        "origins": [{"url": u} for u in settings.origin_urls()],
+        "vault": {"addr": vault_addr, "state_dir": str(settings.state_dir / "vault")},
+        "issuer": public_url,
         "token_command": [str(ROOT / "dev"), "token", "--state-file", str(settings.state_file)],
         "demo_credentials_file": str(settings.state_dir / "vault" / "demo-credentials.json"),
         "models_dir": str(settings.models_dir),
+        "config": config,
     }
 
 
@@ -122,6 +223,7 @@ def run_stack(settings: StackSettings, console: Console) -> int:
     from vault.server import VaultStartError, start_local_vault
 
     stop_on_signals()
+    public_url = settings.resolve_public_url()  # before anything starts: fails fast
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if settings.build_models:
         _build_models(settings, console)
@@ -129,7 +231,7 @@ def run_stack(settings: StackSettings, console: Console) -> int:
     vault_state = settings.state_dir / "vault"
     with console.status(f"starting OpenBao on port {settings.vault_port}"):
         try:
-            vault = start_local_vault(vault_state, settings.vault_port)
+            vault = start_local_vault(vault_state, settings.vault_port, host=settings.vault_host)
         except VaultStartError as exc:
             raise OutpostError(
                 f"OpenBao did not start: {exc}",
@@ -143,15 +245,9 @@ def run_stack(settings: StackSettings, console: Console) -> int:
     try:
         with console.status("bootstrapping Vault (idempotent)"):
             bootstrap_local(vault_state, vault.addr)
-        common_env = {
-            "HF_HUB_OFFLINE": "1",
-            "OUTPOST_VAULT_ENABLED": "true",
-            "OUTPOST_VAULT_ADDR": vault.addr,
-            "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
-            "OUTPOST_IDENTITY_ISSUER": settings.edge_url,
-        }
+        common_env = origin_env(settings, vault.addr, public_url)
         origins = []
-        for port in settings.origin_ports:
+        for port, url in zip(settings.origin_ports, settings.origin_urls(), strict=True):
             name = f"origin-{len(origins) + 1}"
             origins.append(
                 sup.start(
@@ -161,14 +257,14 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                         "-m",
                         "origin",
                         "--host",
-                        settings.host,
+                        settings.origin_host,
                         "--port",
                         str(port),
                         "--models-dir",
                         str(settings.models_dir),
                     ],
                     env=common_env,
-                    health_url=f"http://{settings.host}:{port}/v2/health/ready",
+                    health_url=f"{url}/v2/health/ready",
                     cwd=str(ROOT),
                 )
             )
@@ -176,40 +272,33 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             with console.status(f"waiting for {child.name} (loading models)"):
                 sup.wait_healthy(child, timeout=180)
 
-        origin_urls = [f"http://{settings.host}:{p}" for p in settings.origin_ports]
-        edge_env = {
-            "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": u} for u in origin_urls]),
-            "OUTPOST_EDGE_ISSUERS": json.dumps(
-                [
-                    {
-                        "issuer": settings.edge_url,
-                        "jwks_url": f"{origin_urls[0]}/.well-known/jwks.json",
-                    }
-                ]
-            ),
-        }
+        env_of_edge = edge_env(settings, public_url)
         edge = sup.start(
             "edge",
             [
                 _python(),
-                "-m",
-                "edge",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.edge_port),
-                "--admin-port",
-                str(settings.edge_admin_port),
+                *("-m", "edge", "--host", settings.edge_host, "--port", str(settings.edge_port)),
+                *("--admin-port", str(settings.edge_admin_port)),
             ],
-            env=edge_env,
+            env=env_of_edge,
             health_url=f"{settings.edge_url}/healthz",
             cwd=str(ROOT),
         )
         with console.status("waiting for the edge"):
             sup.wait_healthy(edge, timeout=60)
 
-        settings.state_file.write_text(json.dumps(stack_state(settings, vault.addr), indent=2))
-        _print_welcome(settings, console)
+        config = {
+            "edge": redact({**_inherited("OUTPOST_EDGE_"), **env_of_edge}),
+            "origin": redact(
+                {
+                    **_inherited("OUTPOST_ORIGIN_", "OUTPOST_VAULT_", "OUTPOST_IDENTITY_"),
+                    **common_env,
+                }
+            ),
+        }
+        state = stack_state(settings, vault.addr, public_url, config)
+        settings.state_file.write_text(json.dumps(state, indent=2))
+        _print_welcome(settings, public_url, console)
         died = sup.watch()
         if died:
             console.print(f"[bold red]{died} exited; stopping the stack[/]")
@@ -224,14 +313,41 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             settings.state_file.unlink()
 
 
-def _print_welcome(settings: StackSettings, console: Console) -> None:
+def _print_welcome(settings: StackSettings, public_url: str, console: Console) -> None:
     edge = settings.edge_url
     console.rule("[bold green]Outpost is up")
-    console.print(f"edge    {edge}   (what mobile apps call)")
-    for i, port in enumerate(settings.origin_ports, 1):
-        console.print(f"origin-{i} http://{settings.host}:{port}")
-    console.print(f"vault   http://{settings.host}:{settings.vault_port}")
-    console.print(f"state   {settings.state_file}")
+    console.print(f"edge     {edge}   (what mobile apps call)", highlight=False)
+    for i, url in enumerate(settings.origin_urls(), 1):
+        console.print(f"origin-{i} {url}", highlight=False)
+    console.print(f"vault    {url_for(settings.vault_host, settings.vault_port)}", highlight=False)
+    console.print(f"state    {settings.state_file}", highlight=False)
+    port = settings.edge_port
+    if public_url != edge:
+        console.print(
+            f"\n[bold]From a phone on this network:[/] {public_url}   (scan it)", highlight=False
+        )
+        console.print(lan.qr_text(public_url))
+        creds = settings.state_dir / "vault" / "demo-credentials.json"
+        console.print(
+            f"The demo app's key for device registration is `api_key` in {creds}.",
+            highlight=False,
+        )
+        inside = all(lan.is_loopback(h) for h in (settings.origin_host, settings.vault_host))
+        console.print(
+            "Anyone on this network can reach the edge; it answers inference only with a token. "
+            + (
+                "The origins and Vault stay on loopback."
+                if inside
+                else "[bold yellow]The origins or Vault listen beyond loopback too.[/]"
+            ),
+            style="dim",
+        )
+    else:
+        console.print(
+            f"\nAndroid emulator: http://10.0.2.2:{port}   "
+            "A phone on your network: `outpost up --lan`.",
+            highlight=False,
+        )
     console.print("\nTry it (in another terminal):\n", style="bold")
     console.print(
         f"  TOKEN=$(./dev token)\n"

@@ -59,10 +59,15 @@ class StackHandle:
 
 
 def start_stack(
-    state_dir: Path, *, ports: list[int] | None = None, timeout: float = 300
+    state_dir: Path,
+    *,
+    ports: list[int] | None = None,
+    timeout: float = 300,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> StackHandle:
     """Run `python -m outpost up` (on free ports unless given: vault, origin, origin, edge,
-    the edge's internal listener).
+    the edge's internal listener), with extra `args` and environment variables `env`.
 
     Demo models come from the shared build cache, so only the first run in a checkout builds them.
     """
@@ -72,6 +77,7 @@ def start_stack(
         **os.environ,
         "OUTPOST_STACK_STATE_DIR": str(state_dir),
         "OUTPOST_STACK_CACHE_DIR": str(ROOT / ".outpost" / "cache"),
+        **(env or {}),
     }
     log = state_dir / "up.log"
     with open(log, "ab") as out:
@@ -89,6 +95,7 @@ def start_stack(
                 str(ports[3]),
                 "--edge-admin-port",
                 str(ports[4]),
+                *args,
             ],
             cwd=ROOT,
             env=env,

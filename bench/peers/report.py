@@ -302,8 +302,15 @@ def chart(results: dict, path: Path = CHART) -> None:
 
     labels = {k: v["label"] for k, v in results["settings"]["servers"].items()}
     panels = [(k, b) for k, b, *_ in results["settings"]["matrix"]]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    for ax, (kind, batch) in zip(axes, panels, strict=True):
+    # Two panels per row and one legend below them: legible at the docs' page width (~700 px)
+    # and on a phone, where the image shrinks to the screen.
+    cols = 2
+    rows = -(-len(panels) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(9, 3.4 * rows + 1.2), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (kind, batch) in zip(axes, panels, strict=False):
         for run in results["runs"]:
             if run["round"] != "r1" or run.get("failed"):
                 continue
@@ -329,10 +336,11 @@ def chart(results: dict, path: Path = CHART) -> None:
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("sentences / s")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 1.1 / (3.4 * rows + 1.2), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
 
 

@@ -32,6 +32,11 @@ def _code(value: Any) -> str:
     return f"`{text}`" if text else ""
 
 
+def _name(value: str) -> str:
+    """A setting's name as code that may wrap only after an underscore (never mid-word)."""
+    return "<code>" + html.escape(value).replace("_", "_<wbr>") + "</code>"
+
+
 def table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     headers = list(headers)
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -113,7 +118,7 @@ def _settings_rows(cls: type) -> Iterator[tuple[str, str, str, str]]:
         default = info.get_default(call_default_factory=True)
         annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
         yield (
-            _code((prefix + name).upper()),
+            _name((prefix + name).upper()),
             _code(annotation.replace("typing.", "").replace("pathlib.", "")),
             _code(json.dumps(default, default=str)),
             info.description or "",
@@ -151,7 +156,7 @@ def edge_config_reference() -> str:
         "locally they are environment variables (JSON for lists and objects).\n\n",
         table(
             ["env var", "default", "meaning"],
-            [(_code(env), _code(default), doc) for env, default, doc in edge_config.field_docs()],
+            [(_name(env), _code(default), doc) for env, default, doc in edge_config.field_docs()],
         ),
     ]
     for cls in (
@@ -163,7 +168,7 @@ def edge_config_reference() -> str:
         doc = (cls.__doc__ or "").strip()
         out.append(f"\n### `{cls.__name__}`\n\n{doc}\n\n")
         rows = [
-            (_code(name.removeprefix(edge_config.ENV_PREFIX).lower()), _code(default), text)
+            (_name(name.removeprefix(edge_config.ENV_PREFIX).lower()), _code(default), text)
             for name, default, text in edge_config.field_docs(cls)
         ]
         out.append(table(["key", "default", "meaning"], rows))
@@ -467,9 +472,11 @@ def edge_api_reference() -> str:
             )
         )
     return (
-        "Generated from the route table in `edge/core/routes.py` at build time. The edge has no "
-        "OpenAPI document of its own: every forwarded path has the origin's contract (see the "
-        "[origin API](origin.md)), with the edge adding authentication, rate limits, caching "
+        "Generated from the route table in `edge/core/routes.py` at build time. The edge serves "
+        "the same table as an OpenAPI 3.1 document at `GET /openapi.json` "
+        "(`edge/core/openapi.py`). "
+        "Request and response bodies of forwarded paths are the origin's (see the "
+        "[origin API](origin.md)); the edge adds authentication, rate limits, caching "
         "and the problem types listed in [Operations](../operations.md#problem-types).\n\n"
         + table(["path", "methods", "token scope", "rate class", "cached", "handling"], rows)
     )
@@ -481,6 +488,12 @@ def _load_result(name: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _when(value: Any) -> str:
+    """`2026-11-24T19:37:10Z` as `2026-11-24 19:37 UTC` (other text unchanged)."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(?::\d\d)?Z", str(value or ""))
+    return f"{m.group(1)} {m.group(2)} UTC" if m else str(value or "?")
 
 
 def _not_measured(name: str, command: str) -> str:
@@ -507,8 +520,9 @@ def _origin_load(data: dict[str, Any]) -> str:
             )
         )
     head = (
-        f"Model `{data.get('model')}` version {data.get('version')}, measured {data.get('when')} "
-        f"on {data.get('machine', {}).get('cpus')} CPUs. Engine limit (in-process, best batch): "
+        f"Model `{data.get('model')}` version {data.get('version')}, "
+        f"measured {_when(data.get('when'))} on {data.get('machine', {}).get('cpus')} CPUs. "
+        "Engine limit (in-process, best batch): "
         f"**{engine.get('limit_rps', '?')}** sentences/s; raw batch-1 p50 "
         f"{engine.get('batch1_p50_ms', '?')} ms.\n\n"
     )
@@ -516,7 +530,11 @@ def _origin_load(data: dict[str, Any]) -> str:
     tail = ""
     if targets:
         tail = "\nTargets of the run:\n\n" + table(
-            ["target", "value"], [(_code(k), v) for k, v in targets.items()]
+            ["target", "result"],
+            [
+                (_label(_ORIGIN_TARGETS, k, "origin_load.json targets"), _verdict(v))
+                for k, v in targets.items()
+            ],
         )
     return (
         head
@@ -536,23 +554,111 @@ def _origin_load(data: dict[str, Any]) -> str:
     )
 
 
-def _flat(data: dict[str, Any], labels: dict[str, str] | None = None) -> str:
-    rows = [
-        ((labels or {}).get(k, _code(k)), v)
-        for k, v in data.items()
-        if not isinstance(v, dict | list)
-    ]
-    return table(["measure", "value"], rows)
+_ORIGIN_TARGETS = {
+    "32_clients_served_over_limit>=0.8": "32 clients: at least 0.8x the engine's limit",
+    "32_clients_served_over_naive>=2": "32 clients: at least 2x a naive server",
+    "1_client_p50_ms": "1 client: p50 latency",
+    "1_client_p50_bound_ms": "1 client: p50 bound (engine batch-1 p50 plus HTTP)",
+    "1_client_p50_within_bound": "1 client: p50 within the bound",
+}
 
 
-_EDGE_LABELS = {
-    "constant_app_rps": "minimal uvicorn app returning a constant (req/s)",
-    "edge_cache_hit_rps": "edge answering cache hits (req/s)",
-    "hit_ratio_vs_constant": "cache-hit throughput / constant app (median of rounds)",
-    "hit_ratio_vs_constant_spread": "cache-hit throughput / constant app (spread over rounds)",
-    "miss_p50_direct_ms": "miss: p50 calling the origin directly (ms)",
-    "miss_p50_via_edge_ms": "miss: p50 through the edge (ms)",
-    "miss_added_p50_ms": "latency the edge adds to a miss (ms, p50)",
+def _label(labels: dict[str, Any], key: str, source: str) -> Any:
+    """The label of a result key; a key without one fails the build instead of showing raw."""
+    try:
+        return labels[key]
+    except KeyError:
+        raise ValueError(
+            f"{source}: no label for {key!r}; add one (with its unit) in docs/_hooks/generators.py"
+        ) from None
+
+
+def _verdict(value: Any) -> str:
+    if value is True:
+        return "met"
+    if value is False:
+        return "**not met**"
+    return f"{value} ms" if isinstance(value, int | float) else str(value)
+
+
+# edge_bench.json: (section, label with its unit) per key. Every key needs one:
+# tests/docs/test_docs_build.py fails on a key without a label, so no raw key reaches the page.
+_EDGE_LABELS: dict[str, tuple[str, str]] = {
+    "constant_app_rps": ("hits", "minimal uvicorn app returning a constant (requests/s)"),
+    "edge_cache_hit_rps": ("hits", "edge answering cache hits (requests/s)"),
+    "hit_ratio_vs_constant": ("hits", "hits / constant app (median of rounds)"),
+    "hit_ratio_vs_constant_spread": ("hits", "hits / constant app (range over rounds)"),
+    "hit_ratio_vs_constant_rounds": ("hits", "hits / constant app (each round)"),
+    "constant_app_same_response_rps": (
+        "hits",
+        "constant app sending the hit's exact answer (requests/s)",
+    ),
+    "hit_ratio_vs_same_response": ("hits", "hits / that app (median of rounds)"),
+    "hit_ratio_vs_same_response_spread": ("hits", "hits / that app (range over rounds)"),
+    "hit_ratio_vs_same_response_rounds": ("hits", "hits / that app (each round)"),
+    "constant_app_cpu_us_per_request": ("hits", "constant app: server CPU per request (µs)"),
+    "edge_hit_cpu_us_per_request": ("hits", "edge hit: server CPU per request (µs)"),
+    "same_response_cpu_us_per_request": ("hits", "same-answer app: server CPU per request (µs)"),
+    "hit_cpu_ratio_constant_over_edge": ("hits", "CPU per request, constant app / edge hit"),
+    "hit_cpu_ratio_rounds": ("hits", "CPU ratio (each round)"),
+    "hit_response_headers": ("hits", "headers in a hit's answer"),
+    "hit_response_body_bytes": ("hits", "body of a hit's answer (bytes)"),
+    "miss_p50_direct_ms": ("misses", "p50 calling the origin directly (ms)"),
+    "miss_p50_via_edge_ms": ("misses", "p50 through the edge (ms)"),
+    "miss_added_p50_ms": ("misses", "latency the edge adds to a miss, p50 (ms)"),
+    "worker_sdk_import_ms": ("worker", "import of the `workers` SDK (ms)"),
+    "worker_entry_import_ms": ("worker", "import of `entry.py` (ms)"),
+    "worker_first_request_import_ms": ("worker", "the edge's imports on the first request (ms)"),
+    "worker_load_ms": (
+        "worker",
+        "loading Pyodide under Node, the test harness (workerd starts it its own way) (ms)",
+    ),
+    "load_tool": ("method", "load generator"),
+    "latency_tool": ("method", "latency client"),
+    "concurrency": ("method", "concurrent connections"),
+    "seconds_per_window": ("method", "seconds per measured window"),
+    "rounds": ("method", "rounds (servers in alternating order)"),
+    "latency_samples": ("method", "latency samples per target"),
+    "errors": ("method", "errors"),
+}
+_EDGE_SECTIONS = {
+    "hits": "Cache hits (local edge)",
+    "misses": "Cache misses",
+    "worker": "Worker cold start, under Node's Pyodide",
+    "method": "How it was measured",
+}
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _edge(data: dict[str, Any]) -> str:
+    for key in data:
+        _label(_EDGE_LABELS, key, "edge_bench.json")
+    out = []
+    for section, title in _EDGE_SECTIONS.items():
+        rows = [
+            (label, _value(data[key]))
+            for key, (where, label) in _EDGE_LABELS.items()
+            if where == section and key in data
+        ]
+        if rows:
+            out.append(f"**{title}**\n\n" + table(["measure", "value"], rows))
+    return "\n".join(out)
+
+
+# Results rendered on other pages (the peers page, the model guide): named here, not dumped.
+_ELSEWHERE = {
+    "edge-floor.json": (
+        "the edge against the origin alone and a bare proxy",
+        "benchmarks-peers.md",
+    ),
+    "peers-paired.json": ("side-by-side windows against infinity", "benchmarks-peers.md"),
+    "peers-shared-threads.json": ("origin threads when it shares its cores", "models.md"),
+    "threads-spin.json": ("onnxruntime threads spinning or sleeping", "models.md"),
 }
 
 
@@ -590,7 +696,7 @@ def _soak(data: dict[str, Any]) -> str:
     """The soak run: totals per kind, latency per minute, RSS growth per process."""
     targets = data.get("targets", {})
     head = (
-        f"Measured {data.get('when')} on {data.get('machine', {}).get('cpus')} CPUs: "
+        f"Measured {_when(data.get('when'))} on {data.get('machine', {}).get('cpus')} CPUs: "
         f"{data.get('duration_minutes')} minutes of steady traffic "
         f"({data.get('edge_rps')} req/s through the edge, {data.get('origin_rps')} req/s straight "
         f"to an origin), {data.get('requests')} requests, **{data.get('errors')} errors**. "
@@ -605,7 +711,13 @@ def _soak(data: dict[str, Any]) -> str:
     kinds = table(
         ["traffic", "requests", "errors", "p50 ms", "p99 ms"],
         [
-            (_code(k), v["requests"], v["errors"], v["p50_ms"], v["p99_ms"])
+            (
+                _label(_SOAK_KINDS, k, "soak.json"),
+                v["requests"],
+                v["errors"],
+                v["p50_ms"],
+                v["p99_ms"],
+            )
             for k, v in data.get("by_kind", {}).items()
         ],
     )
@@ -629,7 +741,9 @@ def _soak(data: dict[str, Any]) -> str:
             for name, g in data.get("rss_growth_after_warmup", {}).items()
         ],
     )
-    verdict = ", ".join(f"`{k}`: {'met' if v else '**not met**'}" for k, v in targets.items())
+    verdict = "; ".join(
+        f"{_label(_SOAK_TARGETS, k, 'soak.json')}: {_verdict(v)}" for k, v in targets.items()
+    )
     return (
         head
         + kinds
@@ -639,6 +753,19 @@ def _soak(data: dict[str, Any]) -> str:
         + rss
         + (f"\nTargets: {verdict}.\n" if verdict else "")
     )
+
+
+_SOAK_KINDS = {
+    "edge-embed-hit": "embeddings through the edge, cache hits",
+    "edge-embed-miss": "embeddings through the edge, misses",
+    "edge-classify": "classification through the edge",
+    "edge-oip": "OIP tensor inference through the edge",
+    "origin-embed": "embeddings straight to an origin",
+}
+_SOAK_TARGETS = {
+    "zero_errors": "no errors",
+    "rss_growth_under_5pct": "every process's RSS grows under 5 % after warm-up",
+}
 
 
 def soak_reference() -> str:
@@ -654,8 +781,8 @@ def _http_clients(data: dict[str, Any]) -> str:
         for name, v in data.get("clients", {}).items()
     ]
     return (
-        f"Measured {data.get('when')}: one small JSON POST answered with an embedding-sized body "
-        "on loopback, sequential, interleaved rounds (medians).\n\n"
+        f"Measured {_when(data.get('when'))}: one small JSON POST answered with an "
+        "embedding-sized body on loopback, sequential, interleaved rounds (medians).\n\n"
         + table(["client", "client CPU µs / request", "wall µs / request"], rows)
         + f"\nhttpx / aiohttp client CPU: **{data.get('httpx_cpu_over_aiohttp')}x**. The local "
         "edge forwards with aiohttp for this reason ([the edge guide](edge.md#performance)).\n"
@@ -679,7 +806,8 @@ def _gzip_table(data: dict[str, Any]) -> str:
     ]
     versions = data.get("versions", {})
     return (
-        f"Measured {data.get('when')} (isal {versions.get('isal')}, zlib {versions.get('zlib')}): "
+        f"Measured {_when(data.get('when'))} "
+        f"(isal {versions.get('isal')}, zlib {versions.get('zlib')}): "
         "answers shaped like the origin's, CPU µs per answer (medians of interleaved rounds).\n\n"
         + table(
             [
@@ -736,7 +864,7 @@ def benchmarks_reference() -> str:
     out.append("\n### Edge overhead (`bench/edge_bench.py`)\n\n")
     data = _load_result("edge_bench.json")
     out.append(
-        _flat(data, _EDGE_LABELS)
+        _edge(data)
         if data
         else _not_measured("edge_bench.json", ".venv/bin/python bench/edge_bench.py")
     )
@@ -769,9 +897,19 @@ def benchmarks_reference() -> str:
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
         *("http_clients.json", "gzip.json"),
     }
-    for path in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir() else []:
-        if path.name not in known:
-            out.append(f"\n### `{path.name}`\n\n" + _flat(json.loads(path.read_text())))
+    others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
+    others = [name for name in others if name not in known]
+    if others:
+        rows = []
+        for name in others:
+            what, page = _ELSEWHERE.get(name, ("", ""))
+            if name.startswith("profile-"):
+                what, page = "a py-spy profile", "benchmarks-peers.md"
+            rows.append((_code(f"bench/results/{name}"), what, f"[{page}]({page})" if page else ""))
+        out.append(
+            "\n### Other results\n\nRaw results discussed on other pages:\n\n"
+            + table(["file", "what", "read on"], rows)
+        )
     return "".join(out)
 
 

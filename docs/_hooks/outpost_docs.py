@@ -2,6 +2,8 @@
 
 - `on_files` adds the pages that are entirely generated (API references, settings references).
 - `on_page_markdown` replaces each marker with the output of `generators.GENERATORS[NAME]`.
+- `on_config` / `on_files` serve Mermaid from the npm package (`package.json`), so diagrams render
+  offline: Material loads Mermaid from a CDN only when no `mermaid` global exists.
 
 A generator that fails (broken import, renamed field) fails the build with a PluginError naming
 it. Set `OUTPOST_DOCS_LENIENT=1` to render a visible placeholder instead (for work in progress
@@ -70,10 +72,26 @@ def render(name: str) -> str:
         ) from exc
 
 
+MERMAID_JS = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+MERMAID_URI = "assets/javascripts/mermaid.min.js"
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    if not MERMAID_JS.is_file():
+        raise PluginError(
+            f"outpost docs: {MERMAID_JS.relative_to(ROOT)} is missing, so diagrams would need a "
+            "CDN; run `npm ci` (./dev does)"
+        )
+    if MERMAID_URI not in config.extra_javascript:
+        config.extra_javascript.append(MERMAID_URI)
+    return config
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for src_uri, (title, intro, name) in GENERATED_PAGES.items():
         content = f"# {title}\n\n{intro}\n\n<!-- outpost:gen {name} -->\n"
         files.append(File.generated(config, src_uri, content=content))
+    files.append(File.generated(config, MERMAID_URI, abs_src_path=str(MERMAID_JS)))
     return files
 
 

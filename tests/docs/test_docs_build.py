@@ -166,6 +166,23 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     assert "12345" in text and text.count(missing) == 3
 
 
+def test_benchmark_tables_label_every_result_and_show_no_raw_key(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = (site / "benchmarks" / "index.html").read_text(encoding="utf-8")
+    cells = re.findall(r"<td>(.*?)</td>", raw)
+    snake = [c for c in cells if re.fullmatch(r"(?:<code>)?[a-z0-9]+(?:_[a-z0-9]+)+.*", c)]
+    assert not snake, f"raw result keys on the benchmarks page: {snake[:5]}"
+    assert "latency the edge adds to a miss, p50 (ms)" in html.unescape(raw)
+
+    # A result with a key nobody labelled fails the build rather than reaching the page raw.
+    hooks = _load_hooks()
+    (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 1, "new_thing_ms": 2}')
+    monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no label for 'new_thing_ms'"):
+        hooks.generators.benchmarks_reference()
+
+
 def test_every_problem_type_raised_in_code_is_documented(site: Path) -> None:
     hooks = _load_hooks()
     found = hooks.generators.scan_problem_slugs()

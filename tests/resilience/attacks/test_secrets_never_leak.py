@@ -148,16 +148,19 @@ def test_effective_config_output_redacts_every_secret(
         "OUTPOST_VAULT_TOKEN": secrets["client_secret"],
         "OUTPOST_EDGE_API_KEY": secrets["api_key"],
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "outpost", "config", "show", "all"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    output = result.stdout + result.stderr
-    assert output.strip()
-    for name, value in secrets.items():
-        assert value not in output, f"{name} appears in `outpost config show`"
+    # The running stack's recorded configuration, then env + defaults (`--env`), where the
+    # secrets above are set.
+    for mode in ([], ["--env"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "outpost", "config", "show", "all", *mode],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        output = result.stdout + result.stderr
+        assert output.strip()
+        for name, value in secrets.items():
+            assert value not in output, f"{name} appears in `outpost config show {mode}`"
