@@ -206,18 +206,27 @@ def config_show(
     out.print_json(json.dumps(effective_config(component), default=str))
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
-    which: Annotated[str, typer.Argument(help="origin | peers")] = "origin",
+    ctx: typer.Context,
+    which: Annotated[
+        str | None, typer.Argument(help="Benchmark to run; none lists them.", show_default=False)
+    ] = None,
 ) -> None:
-    """Run a benchmark from bench/ (never part of the tests); results go to bench/results/."""
-    import subprocess
+    """Run a benchmark from bench/ (never part of the tests); results go to bench/results/.
 
-    scripts = {"origin": ROOT / "bench" / "origin_load.py", "peers": ROOT / "bench" / "peers.py"}
-    script = scripts.get(which)
-    if script is None or not script.exists():
-        raise OutpostError(f"no benchmark named {which!r}", hint=f"choose from {sorted(scripts)}")
-    raise typer.Exit(subprocess.call([sys.executable, str(script)], cwd=ROOT))
+    Extra arguments go to its script: `outpost bench edge --rounds 3 --out /tmp/edge.json`;
+    `outpost bench edge -- --help` lists them.
+    """
+    from outpost.bench import BENCHMARKS, run
+
+    if which is None:
+        table = Table("benchmark", "script", "measures")
+        for name, entry in BENCHMARKS.items():
+            table.add_row(name, entry.script, entry.measures)
+        out.print(table)
+        return
+    raise typer.Exit(run(which, list(ctx.args)))
 
 
 def main() -> None:
