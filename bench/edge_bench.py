@@ -9,14 +9,15 @@
    on one keep-alive connection each, so the client's own cost is the same on both paths).
 3. the Worker's import times inside real Pyodide (Node, npm `pyodide`), median of 3 runs.
 
-    .venv/bin/python bench/edge_bench.py [--seconds 3] [--rounds 9] [--concurrency 16]
+    ./dev bench edge [--seconds 3] [--rounds 9] [--concurrency 16] [--out FILE]
+    (or .venv/bin/python bench/edge_bench.py ...)
 
-Writes bench/results/edge_bench.json. Throughput load tool: `wrk` (C, one thread, keep-alive;
-`apt-get install wrk`) when it is on PATH, else a raw asyncio keep-alive HTTP/1.1 client; the
-result names the tool used. Both the servers and the load tool share this machine's cores, so
-compare ratios from one run, not absolute numbers across runs. Each throughput target also
-reports the server process's CPU time per request (psutil), which other load on the machine
-disturbs far less than requests/s.
+Writes bench/results/edge_bench.json (or --out). Throughput load tool: `wrk` (C, one thread,
+keep-alive; `apt-get install wrk`) when it is on PATH, else the raw asyncio keep-alive HTTP/1.1
+client (bench/lib/rawhttp.py); the result names the tool used. Both the servers and the load
+tool share this machine's cores, so compare ratios from one run, not absolute numbers across
+runs. Each throughput target also reports the server process's CPU time per request (psutil),
+which other load on the machine disturbs far less than requests/s.
 """
 
 from __future__ import annotations
@@ -40,36 +41,12 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from tests.conftest import free_port  # noqa: E402
-from tests.edge.conftest import (  # noqa: E402
-    Issuer,
-    Proc,
-    _spawn,
-    serve_issuer,
-    start_edge,
-    start_origin,
-    wait_http,
-)
+from bench.lib import components, constant_app, procs, rawhttp, results, usage  # noqa: E402
+from bench.lib.issuer import BenchIssuer  # noqa: E402
 
-CONSTANT_APP = """
-import json, os, sys
-import uvicorn
-BODY = b'{"object":"list","data":[{"embedding":[0.1,0.2,0.3]}]}'
-HEADERS = [(b"content-type", b"application/json")]
-if os.environ.get("CONSTANT_RESPONSE"):  # replay a captured response: [[headers], body]
-    captured = json.loads(os.environ["CONSTANT_RESPONSE"])
-    HEADERS = [(k.encode(), v.encode()) for k, v in captured[0]]
-    BODY = captured[1].encode()
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-            access_log=False)
-"""
+RESULTS = ROOT / "bench" / "results" / "edge_bench.json"
+# The Worker's harness inside real Pyodide, shared with the Pyodide test (run, not imported).
+PYODIDE_HARNESS = ROOT / "tests" / "edge" / "pyodide" / "run_worker.mjs"
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = os.getenv("WRK_BODY")
@@ -98,92 +75,47 @@ def wrk_rps(
     return {"rps": rps, "requests": total, "errors": int(bad.group(1)) if bad else 0}
 
 
-def request_bytes(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    head = [
-        f"POST {path} HTTP/1.1",
-        f"host: 127.0.0.1:{port}",
-        "content-type: application/json",
-        f"content-length: {len(body)}",
-    ]
-    head += [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
-    writer.write(raw)
-    status_line = await reader.readline()
-    length = 0
-    chunked = False
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.decode().partition(":")
-        name = name.lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "transfer-encoding" and "chunked" in value:
-            chunked = True
-    if chunked:
-        while True:
-            size = int((await reader.readline()).strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    else:
-        await reader.readexactly(length)
-    return int(status_line.split()[1])
-
-
-async def throughput(port: int, raw: bytes, seconds: float, concurrency: int) -> dict:
-    done = 0
-    errors = 0
-    end = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal done, errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < end:
-            if await one(reader, writer, raw) == 200:
-                done += 1
-            else:
-                errors += 1
-        writer.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"rps": done / (time.perf_counter() - t0), "requests": done + errors, "errors": errors}
+def python_rps(port: int, raw: bytes, seconds: float, concurrency: int) -> dict:
+    """Requests/s of 200 answers from the raw asyncio client (`rawhttp.closed_loop`)."""
+    load = asyncio.run(rawhttp.closed_loop(port, lambda _: raw, concurrency, seconds))
+    return {"rps": load.ok / load.elapsed, "requests": load.ok + load.errors, "errors": load.errors}
 
 
 async def latencies(targets: dict[str, tuple[int, bytes]], n: int) -> dict[str, float]:
+    """Median ms per target over `n` requests, one connection each, interleaved (first 10 %
+    dropped); `__N__` in a request becomes its number, so every request is a new one."""
     conns = {k: await asyncio.open_connection("127.0.0.1", p) for k, (p, _) in targets.items()}
     samples: dict[str, list[float]] = {k: [] for k in targets}
     for i in range(n):
         for name, (_, raw) in targets.items():
             r, w = conns[name]
             t0 = time.perf_counter()
-            status = await one(r, w, raw.replace(b"__N__", str(i).zfill(5).encode()))
+            status = await rawhttp.exchange(r, w, raw.replace(b"__N__", str(i).zfill(5).encode()))
             samples[name].append((time.perf_counter() - t0) * 1000)
             assert status == 200, (name, status)
+    for _, w in conns.values():
+        w.close()
     return {k: statistics.median(v[n // 10 :]) for k, v in samples.items()}
 
 
 def worker_import_times(work: Path, runs: int = 3) -> dict | None:
-    """Median import times of the Worker inside real Pyodide (tests/edge/pyodide harness):
-    the `workers` SDK, the entry module, and what the first request adds. None when node, the
-    npm `pyodide` package or the SDK wheel (.outpost/wheels, see the Pyodide test) is missing."""
+    """Median import times of the Worker inside real Pyodide (the Pyodide test's harness): the
+    `workers` SDK, the entry module, and what the first request adds. None when node, the npm
+    `pyodide` package, the harness or the SDK wheel (.outpost/wheels, see the Pyodide test) is
+    missing."""
     node = shutil.which("node")
     wheels = sorted((ROOT / ".outpost" / "wheels").glob("workers_runtime_sdk-*.whl"))
-    if node is None or not wheels or not (ROOT / "node_modules" / "pyodide").is_dir():
+    if node is None or not wheels or not PYODIDE_HARNESS.is_file():
+        return None
+    if not (ROOT / "node_modules" / "pyodide").is_dir():
         return None
     from edge.vendor import vendor
 
     modules = vendor(work / "python_modules")
-    script = ROOT / "tests" / "edge" / "pyodide" / "run_worker.mjs"
     samples: list[dict] = []
     for _ in range(runs):
         proc = subprocess.Popen(
-            [node, str(script), str(ROOT), str(modules), str(wheels[-1])],
+            [node, str(PYODIDE_HARNESS), str(ROOT), str(modules), str(wheels[-1])],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "WORKER_ENV": "{}"},
@@ -202,7 +134,7 @@ def worker_import_times(work: Path, runs: int = 3) -> dict | None:
 def main() -> None:
     import faulthandler
 
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=3.0, help="per throughput window")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--concurrency", type=int, default=16)
@@ -210,6 +142,7 @@ def main() -> None:
     p.add_argument(
         "--python-client", action="store_true", help="use the asyncio client even if wrk exists"
     )
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     faulthandler.dump_traceback_later(180 + 4 * args.rounds * args.seconds, exit=True)
     logs = Path(tempfile.mkdtemp(prefix="edge-bench-"))
@@ -217,80 +150,59 @@ def main() -> None:
 
     models = logs / "models"
     build_tiny_embeddings(models / "tiny-embed", version=1, seed=0)
-    issuer = serve_issuer(Issuer())
-    issuer.add_key("ed-1", "EdDSA")
-    token = issuer.token("ed-1", exp=int(time.time()) + 3600)
-    cport = free_port()
-    const = Proc(
-        _spawn([sys.executable, "-c", CONSTANT_APP, str(cport)], logs / "c.log", {}),
-        f"http://127.0.0.1:{cport}",
-        logs / "c.log",
-    )
-    origin = start_origin(models, logs)
-    edge = start_edge(
-        {
-            "origins": [{"url": origin.url}],
-            "issuers": [{"issuer": issuer.url, "jwks_url": issuer.url + "/keys"}],
-            "rate_limits": {"default": {"rate": 1e9, "burst": 1_000_000_000}},
-        },
-        logs,
-    )
-    wait_http(const, "/")
-    same = None
+    issuer = BenchIssuer()
+    servers: dict[str, procs.Server] = {}
     use_wrk = shutil.which("wrk") is not None and not args.python_client
     try:
+        oport, eport, cport, sport = (procs.free_port() for _ in range(4))
+        argv = components.origin_argv(oport, models)
+        servers["origin"] = procs.start_server(argv, oport, "/v2/health/ready", logs / "o.log")
+        env = procs.clean_env(components.edge_env(issuer.url, issuer.jwks_url))
+        argv = components.edge_argv(eport, servers["origin"].url)
+        servers["edge"] = procs.start_server(argv, eport, "/healthz", logs / "e.log", env=env)
+        servers["const"] = constant_app.start(cport, logs / "c.log")
         body = json.dumps({"model": "tiny-embed", "input": "benchmark sentence"}).encode()
-        bearer = f"Bearer {token}"
+        bearer = f"Bearer {issuer.token()}"
         auth = {"authorization": bearer}
-        eport = int(edge.url.rsplit(":", 1)[1])
-        oport = int(origin.url.rsplit(":", 1)[1])
-        pids = {cport: const.popen.pid, eport: edge.popen.pid}
         wrk_script = logs / "post.lua"
         wrk_script.write_text(WRK_SCRIPT)
 
-        def rps(port: int, path: str, with_auth: bool, seconds: float) -> dict:
+        def rps(name: str, path: str, with_auth: bool, seconds: float) -> dict:
             """Throughput, plus the server's CPU time per request: robust to other load on
             the machine, which moves requests/s but not the work each request costs."""
-            server = psutil.Process(pids[port])
-            before = server.cpu_times()
+            server = {name: psutil.Process(servers[name].pid)}
+            before = usage.cpu_seconds(server)
+            port = int(servers[name].url.rsplit(":", 1)[1])
             if use_wrk:
                 url = f"http://127.0.0.1:{port}{path}"
                 out = wrk_rps(
                     url, wrk_script, body, bearer if with_auth else "", seconds, args.concurrency
                 )
             else:
-                raw = request_bytes(port, path, body, auth if with_auth else {})
-                out = asyncio.run(throughput(port, raw, seconds, args.concurrency))
-            after = server.cpu_times()
-            cpu = (after.user - before.user) + (after.system - before.system)
-            out["cpu_us_per_request"] = cpu * 1e6 / max(1, out["requests"])
+                raw = rawhttp.request_bytes(port, path, body, auth if with_auth else {})
+                out = python_rps(port, raw, seconds, args.concurrency)
+            spent = usage.spent(before, usage.cpu_seconds(server))
+            per_request = usage.cpu_per_request(spent, out["requests"], ndigits=3)
+            out["cpu_us_per_request"] = per_request.get(name, 0.0)
             return out
 
-        rps(eport, "/v1/embeddings", True, 1)  # warm: fills the cache
+        rps("edge", "/v1/embeddings", True, 1)  # warm: fills the cache
         # The edge's real hit response, replayed by a second constant app.
         captured = httpx.post(
-            edge.url + "/v1/embeddings", content=body, headers={**auth, "accept": ""}, timeout=10
+            servers["edge"].url + "/v1/embeddings",
+            content=body,
+            headers={**auth, "accept": ""},
+            timeout=10,
         )
         assert captured.headers["x-cache"] == "HIT", captured.headers
         kept = [(k, v) for k, v in captured.headers.items() if k not in ("date", "server")]
-        sport = free_port()
-        same = Proc(
-            _spawn(
-                [sys.executable, "-c", CONSTANT_APP, str(sport)],
-                logs / "same.log",
-                {**os.environ, "CONSTANT_RESPONSE": json.dumps([kept, captured.text])},
-            ),
-            f"http://127.0.0.1:{sport}",
-            logs / "same.log",
-        )
-        wait_http(same, "/")
-        pids[sport] = same.popen.pid
-        rps(cport, "/", False, 1)
-        rps(sport, "/", False, 1)
+        servers["same"] = constant_app.start(sport, logs / "same.log", [kept, captured.text])
+        rps("const", "/", False, 1)
+        rps("same", "/", False, 1)
         targets = {
-            "const": (cport, "/", False),
-            "hit": (eport, "/v1/embeddings", True),
-            "same": (sport, "/", False),
+            "const": ("const", "/", False),
+            "hit": ("edge", "/v1/embeddings", True),
+            "same": ("same", "/", False),
         }
         rounds: list[dict[str, dict]] = []
         for i in range(args.rounds):
@@ -320,8 +232,11 @@ def main() -> None:
         lat = asyncio.run(
             latencies(
                 {
-                    "direct": (oport, request_bytes(oport, "/v1/embeddings", miss_body, {})),
-                    "edge": (eport, request_bytes(eport, "/v1/embeddings", miss_body, nocache)),
+                    "direct": (oport, rawhttp.request_bytes(oport, "/v1/embeddings", miss_body)),
+                    "edge": (
+                        eport,
+                        rawhttp.request_bytes(eport, "/v1/embeddings", miss_body, nocache),
+                    ),
                 },
                 args.samples,
             )
@@ -357,14 +272,12 @@ def main() -> None:
         worker = worker_import_times(logs)
         if worker is not None:  # flat keys: the docs' benchmark table shows scalars only
             result.update({f"worker_{k}": v for k, v in worker.items() if k != "runs"})
-        out = ROOT / "bench" / "results" / "edge_bench.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        results.write_json(args.out, result)
         print(json.dumps(result, indent=2))
     finally:
-        for proc in (edge, origin, const, same):
-            if proc is not None:
-                proc.stop()
+        for server in servers.values():
+            server.stop()
+        issuer.close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What the edge's gzip costs, per runtime (a benchmark, not a test).
 
-    .venv/bin/python bench/gzip_bench.py [--reps 400] [--rounds 5] [--out bench/results/gzip.json]
+    ./dev bench gzip [--reps 400] [--rounds 5] [--out bench/results/gzip.json]
 
 Compresses answers shaped like the origin's (orjson-encoded float32 MiniLM embeddings, 384
 values, unit length: one input and a batch of 16) with both gzip implementations the edge has:
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +28,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.lib import results  # noqa: E402
 from edge.compression import zlib_gzip  # noqa: E402
 from edge.runtime.local import LocalPlatform  # noqa: E402
 
@@ -105,15 +104,12 @@ def main() -> None:
             )
             print(json.dumps(rows[-1]))
     result = {
-        "benchmark": "gzip",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **results.stamp("gzip"),
         "versions": {"isal": isal.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION},
         "rounds": args.rounds,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    results.write_json(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -1,24 +1,22 @@
 """Why the local edge forwards with aiohttp, not httpx (a benchmark, not a test).
 
-    .venv/bin/python bench/http_clients.py [--requests 3000] [--out bench/results/http_clients.json]
+    ./dev bench http-clients [--requests 3000] [--out bench/results/http_clients.json]
 
-Starts a uvicorn app on loopback that answers every POST with a fixed 384-float JSON body (the
-size of a MiniLM embedding answer), then sends it the same small JSON POST sequentially with each
-client library, interleaved in rounds, and records client CPU (process time) and wall time per
-request. The edge pays this client CPU on every cache miss, so it bounds the edge's cache-off
-throughput relative to the origin's. Reported as ratios to aiohttp from the same run.
+Starts the constant uvicorn app (bench/lib/constant_app.py) on loopback answering every POST with a
+fixed 384-float JSON body (the size of a MiniLM embedding answer), then sends it the same small
+JSON POST sequentially with each client library, interleaved in rounds, and records client CPU
+(process time) and wall time per request. The edge pays this client CPU on every cache miss, so it
+bounds the edge's cache-off throughput relative to the origin's. Reported as ratios to aiohttp from
+the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,20 +27,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port  # noqa: E402
+from bench.lib import constant_app, procs, results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "http_clients.json"
-APP = """
-BODY = b'{"data":[' + b",".join(b"0.123456" for _ in range(384)) + b"]}"
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": BODY})
-"""
+ANSWER = '{"data":[' + ",".join("0.123456" for _ in range(384)) + "]}"
 BODY = b'{"model":"minilm","input":"hello world"}'
 HEADERS = {"content-type": "application/json", "authorization": "Bearer x"}
 
@@ -87,37 +75,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    port = free_port()
-    app_dir = ROOT / ".outpost" / "bench-http-clients"
-    app_dir.mkdir(parents=True, exist_ok=True)
-    (app_dir / "constant_app.py").write_text(APP)
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "constant_app:app", "--port", str(port)),
-            *("--log-level", "warning", "--no-access-log"),
-        ],
-        cwd=app_dir,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/v1/embeddings"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.post(url, content=BODY, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the constant app did not start") from None
-                time.sleep(0.2)
-        clients = asyncio.run(run(url, args.requests, args.rounds))
-    finally:
-        server.terminate()
-        server.wait(10)
+    port = procs.free_port()
+    answer = [[["content-type", "application/json"]], ANSWER]
+    with tempfile.TemporaryDirectory() as logs:
+        server = constant_app.start(port, Path(logs) / "constant.log", answer)
+        try:
+            clients = asyncio.run(run(f"{server.url}/v1/embeddings", args.requests, args.rounds))
+        finally:
+            server.stop()
     base = clients["aiohttp"]
     result = {
-        "benchmark": "http_clients",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **results.stamp("http_clients"),
         "versions": {"aiohttp": aiohttp.__version__, "httpx": httpx.__version__},
         "requests_per_client": args.requests,
         "clients": clients,
@@ -128,8 +96,7 @@ def main() -> None:
             clients["httpx"]["wall_us_per_request"] / base["wall_us_per_request"], 2
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    results.write_json(args.out, result)
     for name, row in clients.items():
         cpu, wall = row["cpu_us_per_request"], row["wall_us_per_request"]
         print(f"{name:8s} cpu {cpu:7.1f} µs  wall {wall:7.1f} µs")

@@ -1,18 +1,20 @@
 """Origin load benchmark (not a test): served throughput vs the engine's limit vs a naive server.
 
-    .venv/bin/python bench/origin_load.py [--models-dir models] [--model minilm]
-                                          [--clients 1,8,32,64] [--seconds 6]
+    ./dev bench origin [--models-dir models] [--model minilm] [--clients 1,8,32,64]
+                       [--seconds 6] [--out bench/results/origin_load.json]
 
 In one run, on the same short single-sentence inputs:
   1. engine limit: in-process tokenize + ONNX Runtime + pooling at batch sizes 1..64 (best kept),
      and the p50 of one raw batch-1 call;
   2. the origin (`python -m origin`, its own process) driven over HTTP by a load generator in a
-     separate process (so it does not share the server's GIL) at each client count;
+     separate process (so it does not share the server's GIL) at each client count: the raw
+     keep-alive client's closed loop (bench/lib/rawhttp.py), 1 s of warm-up not counted;
   3. a naive FastAPI server (this file's `naive-server` mode, its own uvicorn process) that runs
      one ORT call per request, driven the same way.
-Prints a table and writes bench/results/origin_load.json with requests/s, p50/p99 and the
-ratios served/limit and served/naive. Targets (issue 2): at 32 clients served >= 0.8 x limit and
->= 2 x naive; at 1 client, served p50 <= 1.5 x raw batch-1 + 2 ms.
+Prints a table and writes bench/results/origin_load.json (or --out) with requests/s, p50/p99
+(bench/lib/stats.py's convention) and the ratios served/limit and served/naive. Targets
+(issue 2): at 32 clients served >= 0.8 x limit and >= 2 x naive; at 1 client, served p50 <=
+1.5 x raw batch-1 p50 + 2 ms.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -35,31 +36,16 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port  # noqa: E402
+from bench.lib import components, procs, rawhttp, results  # noqa: E402
+from bench.lib.stats import percentile  # noqa: E402
+from bench.lib.texts import make_texts  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "origin_load.json"
-_WORD_TEXT = (
-    "the app user phone order city weather train ticket coffee music photo friend message "
-    "account payment delivery store price review search map route station morning evening "
-    "weekend holiday family school office team project meeting report update battery screen "
-    "camera video game score player match season hotel room flight airport bag restaurant"
-)
-WORDS = _WORD_TEXT.split()
 
 
 def sentences(n: int = 512, seed: int = 2) -> list[str]:
-    """Distinct short sentences (~8-14 tokens)."""
-    rng = random.Random(seed)
-    return [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 11))) + f" {i}" for i in range(n)
-    ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    """Distinct short sentences (~10-15 tokens)."""
+    return make_texts("short", n, seed)
 
 
 # ----------------------------------------------------------------------------- engine limit
@@ -84,71 +70,32 @@ def engine_limit(model_dir: Path, version: int, texts: list[str], seconds: float
         t = time.perf_counter()
         pipe.run_batch(pipe.tokenize([texts[k % len(texts)]]))
         lat.append(time.perf_counter() - t)
-    out["batch1_p50_ms"] = round(percentile(lat, 0.5) * 1000, 3)
+    out["batch1_p50_ms"] = round(percentile(lat, 50) * 1000, 3)
     return out
 
 
 # ----------------------------------------------------------------------------- load generator
-async def _post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
-) -> int:
-    """One keep-alive HTTP/1.1 POST on an open connection; returns the status code."""
-    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-    raw = await reader.readuntil(b"\r\n\r\n")
-    status = int(raw[9:12])
-    length = 0
-    for line in raw.split(b"\r\n")[1:]:
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    await reader.readexactly(length)
-    return status
-
-
 async def _drive(url: str, model: str, clients: int, seconds: float, warmup: float) -> dict:
     """Closed loop: `clients` connections, each sends one request, waits, sends the next.
 
-    A minimal raw-socket HTTP/1.1 client keeps the generator's own CPU use small (httpx costs
-    more per request than the server's batching saves on 2 cores)."""
-    host, port = url.removeprefix("http://").split(":")
+    The raw keep-alive client keeps the generator's own CPU use small (httpx costs more per
+    request than the server's batching saves on 2 cores)."""
+    port = int(url.rsplit(":", 1)[1])
     texts = sentences()
-    head = (
-        f"POST /v1/embeddings HTTP/1.1\r\nHost: {host}\r\n"
-        "Content-Type: application/json\r\nContent-Length: "
-    ).encode()
-    lat: list[float] = []
-    errors = 0
-    t_measure = time.perf_counter() + warmup
-    t_end = t_measure + seconds
 
-    async def worker(n: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        i = n
-        try:
-            while True:
-                start = time.perf_counter()
-                if start >= t_end:
-                    return
-                body = json.dumps({"model": model, "input": texts[i % len(texts)]}).encode()
-                status = await _post(reader, writer, head, body)
-                end = time.perf_counter()
-                i += clients
-                if start >= t_measure:
-                    if status == 200:
-                        lat.append(end - start)
-                    else:
-                        errors += 1
-        finally:
-            writer.close()
+    def request(i: int) -> bytes:
+        body = json.dumps({"model": model, "input": texts[i % len(texts)]}).encode()
+        return rawhttp.request_bytes(port, "/v1/embeddings", body)
 
-    await asyncio.gather(*(worker(n) for n in range(clients)))
+    load = await rawhttp.closed_loop(port, request, clients, seconds, warmup)
+    lat = load.latencies
     return {
         "clients": clients,
-        "requests": len(lat),
-        "errors": errors,
-        "rps": round(len(lat) / seconds, 1),
-        "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
-        "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+        "requests": load.ok,
+        "errors": load.errors,
+        "rps": round(load.ok / seconds, 1),
+        "p50_ms": round(percentile(lat, 50) * 1000, 2),
+        "p99_ms": round(percentile(lat, 99) * 1000, 2),
         "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else None,
     }
 
@@ -230,36 +177,6 @@ def naive_main(argv: list[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- orchestration
-def start(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    import httpx
-
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv} exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/v2/health/live", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{argv} did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def served_version(models_dir: Path, model: str) -> int:
     import yaml
 
@@ -290,30 +207,31 @@ def main() -> None:
     limit = engine_limit(model_dir, version, sentences(), min(args.seconds, 4.0))
     print(json.dumps(limit), flush=True)
 
-    def measure(label: str, argv: list[str], levels: list[int]) -> list[dict[str, Any]]:
-        """Start one server (argv gets its port appended), drive it at each level, stop it."""
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = start([*argv, str(port)], url, logs / f"origin_load-{label}.log")
+    def measure(label: str, argv: list[str], port: int, levels: list[int]) -> list[dict[str, Any]]:
+        """Start one server on `port`, drive it at each level, stop it."""
+        log = logs / f"origin_load-{label}.log"
         rows = []
-        try:
+        server = procs.start_server(argv, port, "/v2/health/live", log, env=env)
+        with procs.stopping(server):
             for c in levels:
-                rows.append(run_loadgen(url, args.model, c, args.seconds))
+                rows.append(run_loadgen(server.url, args.model, c, args.seconds))
                 print(f"{label:<6}", rows[-1], flush=True)
-        finally:
-            stop(proc)
         return rows
 
-    origin_argv = [sys.executable, "-m", "origin", "--models-dir", str(args.models_dir)]
-    origin_argv += ["--no-watch", "--log-level", "warning", "--port"]
+    # OUTPOST_ORIGIN_* settings of this environment apply to the origin under test.
+    settings = {k: v for k, v in os.environ.items() if k.startswith("OUTPOST_ORIGIN_")}
+    env = procs.clean_env({**settings, "TOKENIZERS_PARALLELISM": "false"})
+    port, naive_port = procs.free_port(), procs.free_port()
+    origin_argv = components.origin_argv(port, args.models_dir)
+    origin_argv += ["--no-watch", "--log-level", "warning"]
     naive_argv = [sys.executable, __file__, "naive-server", str(model_dir), str(version)]
-    results: dict[str, Any] = {
-        "served": measure("served", origin_argv, levels),
-        "naive": measure("naive", naive_argv, naive_levels),
+    runs: dict[str, Any] = {
+        "served": measure("served", origin_argv, port, levels),
+        "naive": measure("naive", [*naive_argv, str(naive_port)], naive_port, naive_levels),
     }
 
-    served = {r["clients"]: r for r in results["served"]}
-    naive = {r["clients"]: r for r in results["naive"]}
+    served = {r["clients"]: r for r in runs["served"]}
+    naive = {r["clients"]: r for r in runs["naive"]}
     ratios: dict[str, Any] = {}
     for c, r in served.items():
         row: dict[str, Any] = {"served_over_limit": round(r["rps"] / limit["limit_rps"], 3)}
@@ -341,13 +259,12 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
         },
         "engine": limit,
-        **results,
+        **runs,
         "ratios": ratios,
         "targets": targets,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": results.now_utc(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    results.write_json(args.out, report)
 
     print(
         f"\nengine limit {limit['limit_rps']} req/s at batch {limit['best_batch_size']}; "

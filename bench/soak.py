@@ -1,7 +1,7 @@
 """Soak benchmark (not a test): steady mixed traffic through a real local stack for a while.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--edge-rps 12] [--origin-rps 8]
-                                   [--warmup-minutes 1] [--out bench/results/soak.json]
+    ./dev bench soak [--minutes 10] [--edge-rps 12] [--origin-rps 8] [--warmup-minutes 1]
+                     [--out bench/results/soak.json]
 
 Starts `python -m outpost up` (OpenBao, two origins, the edge) on free ports with its own state
 folder, then sends a steady, paced mix for the whole duration:
@@ -24,12 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,28 +39,15 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import StackHandle, start_stack  # noqa: E402
+from bench.lib import results  # noqa: E402
+from bench.lib.components import Stack, start_stack  # noqa: E402
+from bench.lib.stats import percentile  # noqa: E402
+from bench.lib.texts import sentence  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
-_TEXT = (
-    "the app user phone order city weather train ticket coffee music photo friend message "
-    "account payment delivery store price review search map route station morning evening "
-    "refund crash login password invoice slow great love broken feature request dark mode"
-)
-WORDS = _TEXT.split()
 
 
-def sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14)))
-
-
-def start_soak_stack(state_dir: Path, edge_cache_bytes: int) -> StackHandle:
-    """`outpost up` on free ports (the test suite's launcher), its edge cache bounded."""
-    os.environ["OUTPOST_EDGE_CACHE_MAX_BYTES"] = str(edge_cache_bytes)
-    return start_stack(state_dir)
-
-
-def stack_processes(stack: StackHandle) -> dict[str, psutil.Process]:
+def stack_processes(stack: Stack) -> dict[str, psutil.Process]:
     """name -> process for vault, each origin and the edge (found by listening port)."""
     ports = {
         int(stack.state["vault"]["addr"].rsplit(":", 1)[1]): "vault",
@@ -74,7 +56,7 @@ def stack_processes(stack: StackHandle) -> dict[str, psutil.Process]:
     for i, o in enumerate(stack.state["origins"], 1):
         ports[int(o["url"].rsplit(":", 1)[1])] = f"origin-{i}"
     found: dict[str, psutil.Process] = {}
-    for child in psutil.Process(stack.process.pid).children(recursive=True):
+    for child in psutil.Process(stack.server.pid).children(recursive=True):
         try:
             for c in child.net_connections(kind="tcp"):
                 if c.status == psutil.CONN_LISTEN and c.laddr.port in ports:
@@ -100,7 +82,7 @@ class Recorder:
 class Traffic:
     """The request mix. Each `send_*` returns (kind, status, detail)."""
 
-    def __init__(self, stack: StackHandle, models: dict[str, str], seed: int = 7) -> None:
+    def __init__(self, stack: Stack, models: dict[str, str], seed: int = 7) -> None:
         self.edge = stack.state["edge"]["url"]
         self.origin = stack.state["origins"][0]["url"]
         self.models = models
@@ -179,7 +161,7 @@ async def timed(client: httpx.AsyncClient, rec: Recorder, kind: str, **kw: Any) 
 
 
 async def sample_rss(
-    stack: StackHandle,
+    stack: Stack,
     until: float,
     every: float,
     out: dict[str, list],
@@ -208,7 +190,7 @@ async def sample_rss(
             await asyncio.sleep(min(every, max(0.0, until - now)))
 
 
-def discover_models(stack: StackHandle, token: str) -> dict[str, str]:
+def discover_models(stack: Stack, token: str) -> dict[str, str]:
     edge = stack.state["edge"]["url"]
     data = httpx.get(
         edge + "/v1/models", headers={"authorization": f"Bearer {token}"}, timeout=10
@@ -226,14 +208,6 @@ def discover_models(stack: StackHandle, token: str) -> dict[str, str]:
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 def summarise(
     rec: Recorder, rss: dict[str, list], cache: list[list[float]], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -243,8 +217,8 @@ def summarise(
         return {
             "requests": len(rows),
             "errors": sum(1 for s in rows if s[2] == 0 or s[2] >= 400),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p99_ms": round(pct(lat, 99), 2),
+            "p50_ms": round(percentile(lat, 50), 2),
+            "p99_ms": round(percentile(lat, 99), 2),
         }
 
     per_minute = []
@@ -271,9 +245,7 @@ def summarise(
             }
     errors = sum(v["errors"] for v in by_kind.values())
     return {
-        "benchmark": "soak",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **results.stamp("soak"),
         "duration_minutes": args.minutes,
         "warmup_minutes": args.warmup_minutes,
         "edge_rps": args.edge_rps,
@@ -295,7 +267,7 @@ def summarise(
     }
 
 
-async def soak(stack: StackHandle, args: argparse.Namespace) -> dict[str, Any]:
+async def soak(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     traffic = Traffic(stack, discover_models(stack, stack.token()))
     rec = Recorder()
     until = rec.start + args.minutes * 60
@@ -345,17 +317,15 @@ def main() -> None:
     parser.add_argument("--edge-cache-mb", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    # The edge's cache bounded, so it is full by the end of warm-up (see above).
+    cache = {"OUTPOST_EDGE_CACHE_MAX_BYTES": str(int(args.edge_cache_mb * (1 << 20)))}
     with tempfile.TemporaryDirectory(prefix="outpost-soak-") as tmp:
-        stack = start_soak_stack(Path(tmp) / "state", int(args.edge_cache_mb * (1 << 20)))
+        stack = start_stack(Path(tmp) / "state", cache)
         try:
             result = asyncio.run(soak(stack, args))
         finally:
-            try:
-                stack.stop()
-            except subprocess.TimeoutExpired:  # hung on the way out: don't leave it running
-                stack.process.kill()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+            stack.stop()
+    results.write_json(args.out, result)
     print(f"requests {result['requests']}  errors {result['errors']}")
     for row in result["per_minute"]:
         print(

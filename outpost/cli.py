@@ -309,37 +309,27 @@ def config_show(
     out.print_json(json.dumps(shown, default=str))
 
 
-BENCHMARKS = {
-    # name -> (script, the venv it runs in: None for the project's own)
-    "origin": ("bench/origin_load.py", None),
-    "peers": ("bench/peers/run.py", ".outpost/bench-venvs/loadgen"),
-}
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     ctx: typer.Context,
-    which: Annotated[str, typer.Argument(help="origin | peers")] = "origin",
+    which: Annotated[
+        str | None, typer.Argument(help="Benchmark to run; none lists them.", show_default=False)
+    ] = None,
 ) -> None:
     """Run a benchmark from bench/ (never part of the tests); results go to bench/results/.
 
-    Extra arguments go to the script (e.g. `outpost bench peers --quick`). The peers benchmark
-    runs in its own venvs: `bench/peers/setup.sh` makes them.
+    Extra arguments go to its script: `outpost bench edge --rounds 3 --out /tmp/edge.json`;
+    `outpost bench edge -- --help` lists them.
     """
-    import subprocess
+    from outpost.bench import BENCHMARKS, run
 
-    if which not in BENCHMARKS:
-        raise OutpostError(
-            f"no benchmark named {which!r}", hint=f"choose from {sorted(BENCHMARKS)}"
-        )
-    script, venv = BENCHMARKS[which]
-    python = sys.executable if venv is None else str(ROOT / venv / "bin" / "python")
-    if not Path(python).exists():
-        raise OutpostError(
-            f"{venv} is missing (the {which} benchmark runs in its own venv)",
-            hint="create it with `bench/peers/setup.sh` (a few minutes, once)",
-        )
-    raise typer.Exit(subprocess.call([python, str(ROOT / script), *ctx.args], cwd=ROOT))
+    if which is None:
+        table = Table("benchmark", "script", "measures")
+        for name, entry in BENCHMARKS.items():
+            table.add_row(name, entry.script, entry.measures)
+        out.print(table)
+        return
+    raise typer.Exit(run(which, list(ctx.args)))
 
 
 def main() -> None:

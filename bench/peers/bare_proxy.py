@@ -12,15 +12,12 @@ the floor for an HTTP-aware one written with the libraries the edge uses
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import uvicorn
+from servers import front_args  # puts the repository root on sys.path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edge.runtime.local import origin_session
 
 
@@ -71,11 +68,7 @@ class BareProxy:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream-host", default="127.0.0.1")
-    parser.add_argument("--upstream-port", type=int, required=True)
-    args = parser.parse_args()
+    args = front_args(__doc__)
     uvicorn.run(
         BareProxy(f"http://{args.upstream_host}:{args.upstream_port}"),
         host="127.0.0.1",

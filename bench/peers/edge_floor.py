@@ -1,7 +1,7 @@
 """What the edge costs in front of the origin, against the floor, and what the origin's threads
 change: servers up side by side, measured in alternation at the key cell.
 
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/edge_floor.py [--pairs 5] [--duration 6]
+    ./dev bench edge-floor [--pairs 5] [--duration 6] [--out FILE]
 
 Started once each, then measured one after another in short windows, `--pairs` times (32
 clients, short single inputs, as paired.py):
@@ -25,17 +25,17 @@ Results: bench/results/edge-floor.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from paired import alternate, cpu_per_request, requests_sent
+from paired import alternate, head, key_cell, options, requests_sent
+
+from bench.lib.usage import cpu_per_request
 
 OUT = run.ROOT / "bench" / "results" / "edge-floor.json"
 ORDER = [
@@ -60,11 +60,7 @@ RATIOS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=OUT, help="results file")
-    parser.add_argument("--duration", type=float, default=6.0)
-    args = parser.parse_args()
+    args = options(__doc__, OUT, pairs=5, duration=6.0)
     specs = servers.by_name(run.ORIGIN_SETTINGS)
     windows = alternate(specs, ORDER, args.pairs, args.duration, "floor")
     for cells in windows.values():
@@ -74,9 +70,8 @@ def main() -> None:
             cell["system_us_per_request"] = cpu_per_request(cell["system_seconds"], sent)
 
     result: dict = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cell": {"input": "short", "batch": 1, "concurrency": 32, "duration_s": args.duration},
-        "order": "alternating: " + " -> ".join(ORDER) + ", reversed every other pair",
+        **head(ORDER),
+        "cell": key_cell(args.duration),
         "shared_cores_setting": "onnx.intra_op_threads 1, batching.max_concurrent_batches 2",
         "windows": windows,
         "throughput_ratios": {},

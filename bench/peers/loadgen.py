@@ -1,9 +1,11 @@
 """Closed-loop HTTP load generator for OpenAI-style `POST /v1/embeddings` servers.
 
 Runs in its own process (so its CPU use is visible and equal for every server) from the bench
-venv `.outpost/bench-venvs/loadgen`. `concurrency` clients each send one request, wait for the
-answer, and send the next, for `duration` seconds after a discarded `warmup` period. Prints one
-JSON object on stdout:
+venv `.outpost/bench-venvs/loadgen`. aiohttp, not the raw client of bench/lib/rawhttp.py: the
+load should look like a real client's (it accepts gzip, as mobile HTTP clients do). `concurrency`
+clients each send one request, wait for the answer, and send the next, for `duration` seconds
+after a discarded `warmup` period; only requests that start and finish inside the measured
+window count. Prints one JSON object on stdout:
     python bench/peers/loadgen.py --url http://127.0.0.1:8000/v1/embeddings \
         --inputs texts.json --concurrency 32 --batch 1 --duration 8
 """
@@ -13,12 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import count
+from pathlib import Path
 
 import aiohttp
-import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.lib.stats import percentile
 
 
 @dataclass
@@ -97,8 +104,8 @@ async def run(
                 for _ in range(concurrency)
             )
         )
-    lat = np.array(stats.latencies) * 1000.0
-    pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat.size else (lambda q: None)
+    lat = [s * 1000.0 for s in stats.latencies]
+    pct = (lambda q: round(percentile(lat, q), 2)) if lat else (lambda q: None)
     return {
         "concurrency": concurrency,
         "batch": batch,
@@ -111,7 +118,7 @@ async def run(
         "p50_ms": pct(50),
         "p90_ms": pct(90),
         "p99_ms": pct(99),
-        "mean_ms": round(float(lat.mean()), 2) if lat.size else None,
+        "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
     }
 
 

@@ -1,6 +1,6 @@
 """Paired key-cell comparison: servers up side by side, measured in alternation.
 
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/paired.py [--pairs 6] [--duration 5]
+    ./dev bench paired [--pairs 6] [--duration 5] [--out FILE]
 
 On a shared 2-core machine the background load moves a lot between minutes, so run.py's rounds
 (each server started in turn) show a wide spread. Here Outpost's fp32 origin, infinity-emb
@@ -15,67 +15,51 @@ what forwarding costs from what compressing costs. Results: bench/results/peers-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import resource
 import statistics
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 import report
 import run
 import servers
-from issuer import BenchIssuer
+
+from bench.lib import usage
+from bench.lib.issuer import BenchIssuer
+from bench.lib.results import date_utc
 
 OUT = run.ROOT / "bench" / "results" / "peers-paired.json"
 ORDER = ["outpost-fp32", "infinity-optimum", "edge-nocache", "edge-nocache-identity"]
 
 
-def cpu_seconds(live: dict[str, psutil.Process]) -> dict[str, tuple[float, float]]:
-    """(user, system) CPU seconds used so far by each server started here (with its child
-    processes), and as "load generator" by the load generator runs that have finished."""
-    used = {}
-    for name, proc in live.items():
-        user = system = 0.0
-        for p in [proc, *proc.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                user += t.user
-                system += t.system
-        used[name] = (user, system)
-    own = resource.getrusage(resource.RUSAGE_CHILDREN)  # load generators, once waited for
-    used["load generator"] = (own.ru_utime, own.ru_stime)
-    return used
+def options(description: str | None, out: Path, pairs: int, duration: float) -> argparse.Namespace:
+    """The command line of every side-by-side script: --pairs, --duration (s), --out."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--pairs", type=int, default=pairs)
+    parser.add_argument("--out", type=Path, default=out, help="results file")
+    parser.add_argument("--duration", type=float, default=duration)
+    return parser.parse_args()
 
 
-def cpu_shares(
-    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
-) -> dict[str, float]:
-    """Each process's share of all the CPU time used between two `cpu_seconds` readings.
+def head(order: list[str]) -> dict:
+    """The start of a side-by-side result: when, and in which order the servers alternated."""
+    note = "alternating: " + " -> ".join(order) + ", reversed every other pair"
+    return {"date": date_utc(), "order": note}
 
-    Shares, not CPU per request: this VM's process CPU times include time the hypervisor took
-    (seen: CPU per request moves with requests/s window to window); shares move far less."""
-    spent = {name: sum(after[name]) - sum(before[name]) for name in after}
-    total = sum(spent.values()) or 1.0
-    return {name: round(t / total, 3) for name, t in spent.items() if t / total >= 0.005}
+
+def key_cell(duration: float) -> dict:
+    """The key cell, as results record it."""
+    cell = dict(zip(("input", "batch", "concurrency"), report.KEY, strict=True))
+    return {**cell, "duration_s": duration}
 
 
 def requests_sent(cell: dict, duration: float) -> float:
     """Requests a load of `duration` measured seconds sent in all: the load generator counts
     only its measured window, but its warm-up requests use CPU too, so count them at its rate."""
     return cell["requests_ok"] * (duration + run.WARMUP_S) / duration
-
-
-def cpu_per_request(spent: dict[str, float], requests: float) -> dict[str, int]:
-    """Microseconds of CPU per request each process used in a window (0.5 µs and up)."""
-    per = {n: seconds / max(requests, 1.0) * 1e6 for n, seconds in spent.items()}
-    return {n: round(us) for n, us in per.items() if us >= 0.5}
 
 
 def alternate(
@@ -109,13 +93,14 @@ def alternate(
             for name in order if i % 2 == 0 else list(reversed(order)):
                 base, launch, sampler = live[name]
                 for kind, batch, clients in cells or [report.KEY]:
-                    cpu0 = cpu_seconds(procs)
+                    cpu0 = usage.cpu_seconds(procs, children=True)
                     cell = run.run_cell(
                         base, launch, inputs, kind, batch, clients, duration, sampler
                     )
-                    cpu1 = cpu_seconds(procs)
-                    cell["cpu_share"] = cpu_shares(cpu0, cpu1)
-                    cell["cpu_seconds"] = {n: round(sum(cpu1[n]) - sum(cpu0[n]), 4) for n in cpu1}
+                    cpu1 = usage.cpu_seconds(procs, children=True)
+                    spent = usage.spent(cpu0, cpu1)
+                    cell["cpu_share"] = usage.cpu_shares(spent)
+                    cell["cpu_seconds"] = {n: round(t, 4) for n, t in spent.items()}
                     # The kernel's part of it (socket calls, wake-ups): the rest is user space.
                     cell["system_seconds"] = {n: round(cpu1[n][1] - cpu0[n][1], 4) for n in cpu1}
                     windows[name].append(cell)
@@ -129,11 +114,7 @@ def alternate(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=OUT, help="results file")
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
+    args = options(__doc__, OUT, pairs=6, duration=5.0)
     windows = alternate(
         servers.by_name(run.ORIGIN_SETTINGS), ORDER, args.pairs, args.duration, "paired"
     )
@@ -153,9 +134,8 @@ def main() -> None:
         ]
 
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cell": {"input": "short", "batch": 1, "concurrency": 32, "duration_s": args.duration},
-        "order": "alternating: " + " -> ".join(ORDER) + ", reversed every other pair",
+        **head(ORDER),
+        "cell": key_cell(args.duration),
         "windows": windows,
         "origin_vs_infinity_throughput": ratios(
             "outpost-fp32", "infinity-optimum", "sentences_per_s"

@@ -1,13 +1,13 @@
 """Profile one server under the key load with py-spy and summarise where its CPU time goes.
 
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/pyspy_profile.py [--server outpost-fp32]
+    ./dev bench profile [--server outpost-fp32] [--duration 15] [--native]
 
 Starts the server like run.py does, warms it, then samples it with `py-spy record` (all threads,
 native frames off unless `--native`) while loadgen drives 32 clients of short single-sentence
 requests. Writes the collapsed stacks to .outpost/bench-logs/profile-<server>[-native].txt and a
 summary (functions with the most samples, self and inclusive; the server's user and system CPU
 time per request; with `--native` also the share of each part of the process, `by_part`) to
-bench/results/profile-<server>[-native].json.
+bench/results/profile-<server>[-native].json (or --out).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import psutil
 import run
 import servers
-from issuer import BenchIssuer
-from paired import cpu_per_request, cpu_seconds, requests_sent
+from paired import requests_sent
+
+from bench.lib.issuer import BenchIssuer
+from bench.lib.usage import cpu_per_request, cpu_seconds
 
 OUT = run.ROOT / "bench" / "results"
 
@@ -119,6 +121,9 @@ def main() -> None:
     parser.add_argument(
         "--native", action="store_true", help="sample C frames too (uvloop, parsers, syscalls)"
     )
+    parser.add_argument(
+        "--out", type=Path, help="summary file (default: bench/results/profile-<server>.json)"
+    )
     args = parser.parse_args()
     suffix = "-native" if args.native else ""
     issuer = BenchIssuer()
@@ -171,7 +176,8 @@ def main() -> None:
     spent = {"user": after[0] - before[0], "system": after[1] - before[1]}
     summary["cpu_us_per_request"] = cpu_per_request(spent, requests_sent(cell, args.duration))
     summary["load"] = cell
-    (OUT / f"profile-{args.server}{suffix}.json").write_text(json.dumps(summary, indent=1))
+    out = args.out or OUT / f"profile-{args.server}{suffix}.json"
+    out.write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     issuer.close()
 

@@ -10,11 +10,11 @@ a product component.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import cast
 
 import uvloop
+from servers import front_args
 
 
 class _Upstream(asyncio.Protocol):
@@ -72,11 +72,7 @@ async def serve(port: int, upstream_host: str, upstream_port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream-host", default="127.0.0.1")
-    parser.add_argument("--upstream-port", type=int, required=True)
-    args = parser.parse_args()
+    args = front_args(__doc__)
     uvloop.run(serve(args.port, args.upstream_host, args.upstream_port))
 
 

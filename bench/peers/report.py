@@ -1,6 +1,6 @@
 """Turn bench/results/peers.json into a summary (ratios, spread), a chart and the docs table.
 
-.outpost/bench-venvs/loadgen/bin/python bench/peers/run.py --report-only
+./dev bench peers --report-only
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Side-by-side benchmark: Outpost's origin against the model servers users would pick instead.
 
-Run it with the bench venv's Python after `bench/peers/setup.sh`:
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/run.py            # full matrix, 3 rounds
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/run.py --quick    # key cell only
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/run.py --report-only
+Run it after `bench/peers/setup.sh` (`./dev bench peers` uses the load venv's Python it makes):
+    ./dev bench peers                  # full matrix, 3 rounds
+    ./dev bench peers --quick          # key cell only
+    ./dev bench peers --report-only    # chart and docs table from bench/results/peers.json
 
 Each server starts in turn on a free loopback port, is health-waited, checked for vector
 agreement with Outpost's fp32 origin, warmed, driven by `loadgen.py` (a separate process) over a
@@ -23,11 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
 import urllib.request
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +34,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 import report
 import servers
-from issuer import BenchIssuer
-from texts import make_texts
+
+from bench.lib import procs
+from bench.lib.issuer import BenchIssuer
+from bench.lib.texts import make_texts
+from bench.lib.usage import RssSampler
 
 ROOT = servers.ROOT
 RESULTS = ROOT / "bench" / "results" / "peers.json"
@@ -98,98 +99,30 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> list[float]:
 
 
 # ---------------------------------------------------------------- process lifecycle
-class RssSampler(threading.Thread):
-    """Samples the RSS of a process and all its descendants; keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.proc = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self.window_peak = 0
-        self._stop = threading.Event()
-
-    def current(self) -> int:
-        total = 0
-        try:
-            procs = [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        for p in procs:
-            with suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def run(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = self.current()
-            self.peak = max(self.peak, rss)
-            self.window_peak = max(self.window_peak, rss)
-
-    def reset_window(self) -> None:
-        self.window_peak = self.current()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def wait_healthy(base: str, launch: servers.Launch, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} during start")
-        try:
-            with urllib.request.urlopen(base + launch.health_path, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{base}{launch.health_path} not healthy within {timeout:.0f} s")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, then SIGKILL after 15 s."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 @contextmanager
 def running(spec: servers.ServerSpec, ctx: dict, tag: str, start_timeout: float = 300.0):
     """Start `spec` (and anything it `needs`, via ctx["base_urls"]), yield (base, launch, rss)."""
-    port = servers.free_port()
+    port = procs.free_port()
     launch = spec.launch(port, ctx)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = open(LOGS / f"{spec.name}-{tag}.log", "w")  # noqa: SIM115 - closed in finally
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
+    server = procs.spawn(
         launch.argv,
+        LOGS / f"{spec.name}-{tag}.log",
+        url=f"http://127.0.0.1:{port}",
         env=launch.env,
         cwd=launch.cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
-    sampler = RssSampler(proc.pid)
+    sampler = RssSampler(server.pid)
     sampler.start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, launch, proc, start_timeout)
-        embed(base, launch, ["warm up"])
+        health = server.url + launch.health_path
+        procs.wait_until(server, lambda: procs.answers(health), spec.name, start_timeout)
+        embed(server.url, launch, ["warm up"])
         launch.start_s = round(time.perf_counter() - t0, 2)  # type: ignore[attr-defined]
-        yield base, launch, sampler
+        yield server.url, launch, sampler
     finally:
         sampler.stop()
-        stop_process(proc)
-        log.close()
+        server.stop()
 
 
 # ---------------------------------------------------------------- load

@@ -2,30 +2,27 @@
 
 A `ServerSpec` is pure data; `bench/peers/run.py` starts one at a time on a free loopback port.
 Peers run from their own venvs under `.outpost/bench-venvs/<peer>` (see setup.sh); Outpost runs
-from the project's `.venv`.
+from the project's `.venv`. Outpost's own command lines come from bench/lib/components.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
-import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.lib import components  # noqa: E402
+from bench.lib.procs import clean_env  # noqa: E402
+
 VENVS = ROOT / ".outpost" / "bench-venvs"
 PROJECT_PY = ROOT / ".venv" / "bin" / "python"
-BASE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port (bind port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def minilm_dir(python: Path) -> Path:
@@ -60,10 +57,8 @@ class ServerSpec:
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTPOST_", "VIRTUAL_ENV"))}
-    env.update(BASE_ENV)
-    env.update(extra or {})
-    return env
+    """`procs.clean_env` with the peers' usage statistics off."""
+    return clean_env({"DO_NOT_TRACK": "1", **(extra or {})})
 
 
 def origin_spec(
@@ -75,7 +70,7 @@ def origin_spec(
     def launch(port: int, ctx: dict) -> Launch:
         models_dir = ctx[f"models_dir_v{version}" + (f"_{variant}" if variant else "")]
         return Launch(
-            argv=[str(PROJECT_PY), "-m", "origin", "--port", str(port), "--models-dir", models_dir],
+            argv=components.origin_argv(port, models_dir, PROJECT_PY),
             env=_env(settings),
             cwd=ROOT,
             health_path="/v2/health/ready",
@@ -220,32 +215,9 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
 
     def launch(port: int, ctx: dict) -> Launch:
         issuer = ctx["issuer"]
-        env = _env(
-            {
-                "OUTPOST_EDGE_ISSUERS": json.dumps(
-                    [{"issuer": issuer.url, "jwks_url": issuer.jwks_url, "audience": "outpost"}]
-                ),
-                "OUTPOST_EDGE_RATE_LIMITS": json.dumps(
-                    {
-                        "inference": {"rate": 1e6, "burst": 1_000_000},
-                        "default": {"rate": 1e6, "burst": 1_000_000},
-                    }
-                ),
-            }
-        )
         return Launch(
-            argv=[
-                str(PROJECT_PY),
-                "-m",
-                "edge",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--origin",
-                ctx[f"base_{upstream}"],
-            ],
-            env=env,
+            argv=components.edge_argv(port, ctx[f"base_{upstream}"], PROJECT_PY),
+            env=_env(components.edge_env(issuer.url, issuer.jwks_url)),
             cwd=ROOT,
             health_path="/healthz",
             embeddings_path="/v1/embeddings",
@@ -267,8 +239,17 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
     )
 
 
+def front_args(description: str | None) -> argparse.Namespace:
+    """The command line of a process in front of the origin (`_front_spec` builds it)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream-host", default="127.0.0.1")
+    parser.add_argument("--upstream-port", type=int, required=True)
+    return parser.parse_args()
+
+
 def _front_spec(name: str, label: str, script: str, upstream: str) -> ServerSpec:
-    """bench/peers/<script> (it takes --port and --upstream-port) in front of `upstream`."""
+    """bench/peers/<script> (its command line: `front_args`) in front of `upstream`."""
 
     def launch(port: int, ctx: dict) -> Launch:
         upstream_port = ctx[f"base_{upstream}"].rsplit(":", 1)[1]

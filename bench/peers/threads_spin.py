@@ -1,7 +1,7 @@
 """onnxruntime's threads spinning briefly inside a batch (the default) against sleeping between
 operators (`onnx.allow_spinning: false`), alone and behind the edge, at several loads.
 
-    .outpost/bench-venvs/loadgen/bin/python bench/peers/threads_spin.py [--pairs 5] [--duration 5]
+    ./dev bench threads-spin [--pairs 5] [--duration 5] [--out FILE]
 
 All four servers are started once and measured in alternation (paired.alternate), at 1, 8 and
 32 clients of short single sentences and one client of long ones:
@@ -17,17 +17,15 @@ the medians and ranges over the pairs are the result. Results: bench/results/thr
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from paired import alternate
+from paired import alternate, head, options
 
 OUT = run.ROOT / "bench" / "results" / "threads-spin.json"
 ORDER = ["outpost-fp32", "outpost-fp32-sleep", "edge-nocache", "edge-nocache-sleep"]
@@ -70,18 +68,13 @@ def summarise(windows: dict[str, list[dict]]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=OUT, help="results file")
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
+    args = options(__doc__, OUT, pairs=5, duration=5.0)
     specs = servers.by_name(run.ORIGIN_SETTINGS)
     windows = alternate(specs, ORDER, args.pairs, args.duration, "spin", cells=CELLS)
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **head(ORDER),
         "cells": [f"{k}:{b}:{c}" for k, b, c in CELLS],
         "duration_s": args.duration,
-        "order": "alternating: " + " -> ".join(ORDER) + ", reversed every other pair",
         "spin_vs_sleep": summarise(windows),
         "windows": windows,
     }

@@ -771,7 +771,7 @@ _SOAK_TARGETS = {
 def soak_reference() -> str:
     data = _load_result("soak.json")
     if not data:
-        return _not_measured("soak.json", ".venv/bin/python bench/soak.py")
+        return _not_measured("soak.json", "./dev bench soak")
     return _soak(data)
 
 
@@ -866,7 +866,7 @@ def benchmarks_reference() -> str:
     out.append(
         _edge(data)
         if data
-        else _not_measured("edge_bench.json", ".venv/bin/python bench/edge_bench.py")
+        else _not_measured("edge_bench.json", "./dev bench edge")
     )
     out.append("\n### Against peers (`bench/peers/`)\n\n")
     data = _load_result("peers.json")
@@ -878,7 +878,7 @@ def benchmarks_reference() -> str:
         )
     else:
         out.append(
-            _not_measured("peers.json", "bench/peers/run.py")
+            _not_measured("peers.json", "./dev bench peers")
             + "Method: [Benchmarks against peers](benchmarks-peers.md).\n\n"
         )
     data = _load_result("http_clients.json")
@@ -913,6 +913,25 @@ def benchmarks_reference() -> str:
     return "".join(out)
 
 
+def bench_commands() -> str:
+    """The `outpost bench` commands (outpost/bench.py), for the contributors' page."""
+    from outpost.bench import BENCHMARKS
+
+    rows = [
+        (
+            _code(f"./dev bench {name}"),
+            _code(entry.script),
+            entry.measures,
+            "the load venv (`bench/peers/setup.sh`)" if entry.peers else "the project's",
+        )
+        for name, entry in BENCHMARKS.items()
+    ]
+    return (
+        "Generated from `outpost/bench.py` when the docs were built.\n\n"
+        + table(["command", "script", "measures", "Python"], rows)
+    )
+
+
 GENERATORS = {
     "model-config": model_config_reference,
     "origin-settings": origin_settings_reference,
@@ -924,6 +943,7 @@ GENERATORS = {
     "benchmarks": benchmarks_reference,
     "soak": soak_reference,
     "quantization": quantization_table,
+    "bench-commands": bench_commands,
 }
 
 

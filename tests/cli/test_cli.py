@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from outpost.bench import BENCHMARKS
 from outpost.effective_config import REDACTED, redact
 from outpost.modelkit.tiny import build_tiny_tensor
 
@@ -81,3 +82,23 @@ def test_redaction_hides_secret_values_but_keeps_pointers_to_them() -> None:
         "transit_key": "outpost-jwt",
         "port": 8080,
     }
+
+
+def test_outpost_bench_passes_arguments_to_the_script() -> None:
+    result = _outpost("bench", "gzip", "--", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: gzip_bench.py") and "--reps" in result.stdout
+
+
+def test_outpost_bench_without_a_name_lists_every_benchmark() -> None:
+    result = _outpost("bench")
+    assert result.returncode == 0, result.stderr
+    for name, entry in BENCHMARKS.items():
+        assert name in result.stdout and entry.script in result.stdout
+
+
+def test_an_unknown_benchmark_is_one_clear_line_with_the_choices() -> None:
+    result = _outpost("bench", "peerz")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no benchmark named 'peerz'" in result.stderr and "edge-floor" in result.stderr

