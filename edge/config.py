@@ -157,6 +157,20 @@ class EdgeConfig:
     )
     connect_timeout_seconds: float = _doc("Per-attempt connect timeout to an origin.", default=2.0)
     request_timeout_seconds: float = _doc("Per-attempt total timeout to an origin.", default=30.0)
+    read_timeout_floor_seconds: float = _doc(
+        "An attempt fails when the origin sends nothing for this long plus "
+        "`read_timeout_factor` x the model's recent p99 latency per input x the request's "
+        "inputs (never past the request timeout).",
+        default=1.0,
+    )
+    read_timeout_factor: float = _doc("See `read_timeout_floor_seconds`.", default=4.0)
+    hedge_factor: float = _doc(
+        "An idempotent request not answered after this x the model's recent p99 latency per "
+        "input x its inputs (at least `hedge_floor_seconds`) is also sent to another origin; "
+        "the first answer wins. Hedges come out of the retry budget.",
+        default=2.0,
+    )
+    hedge_floor_seconds: float = _doc("Shortest hedge delay.", default=0.05)
     retry_budget_ratio: float = _doc(
         "Retries allowed as a share of requests over the last 10 s.", default=0.2
     )

@@ -123,6 +123,7 @@ class EdgeApp:
                 forward_headers(req, plan.rid),
                 req.body or None,
                 plan.route.retryable,
+                kind=plan.route.name,
             )
         except (ForwardFailure, NoOriginAvailable) as exc:
             return upstream_problem(exc, plan.rid, "primary")
@@ -181,7 +182,14 @@ class EdgeApp:
         """Ask the plan's pool; keep a cacheable answer under the version that served it."""
         try:
             up, _ = await self.pool.forward(
-                plan.pool, "POST", req.target, forward_headers(req, plan.rid), req.body, True
+                plan.pool,
+                "POST",
+                req.target,
+                forward_headers(req, plan.rid),
+                req.body,
+                True,
+                kind=plan.model,
+                units=plan.work.inputs,
             )
         except (ForwardFailure, NoOriginAvailable) as exc:
             if stale is not None:

@@ -24,6 +24,7 @@ from edge.config import EdgeConfig
 from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.routes import Match, MethodNotAllowed, Route, match
+from edge.core.work import Work, work_of
 from edge.upstream.pool import ModelVersions
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -74,6 +75,7 @@ class Plan:
     refusal: EdgeResponse | None = None  # answered once the rate limit has counted the request
     # Cached inference only:
     model: str = ""
+    work: Work = field(default_factory=Work)
     pool: str = "primary"
     key: CacheKey | None = None
     read_cache: bool = True  # false: the client asked for a fresh answer (no-cache, no-store)
@@ -92,7 +94,7 @@ class Planner:
         self._auth = auth
         self._versions = versions
         self._pools = {o.pool for o in config.origins}
-        self._parsed: dict[bytes, tuple[str, bytes]] = {}
+        self._parsed: dict[tuple[str, bytes], tuple[str, bytes, Work]] = {}
 
     def plan(self, req: EdgeRequest) -> Plan:
         """The plan for `req`, complete unless `verify` is set."""
@@ -145,12 +147,13 @@ class Planner:
         if not is_json(req.headers.get("content-type")):
             plan.refusal = problem(415, "unsupported-media-type", "Send application/json.", rid)
             return
-        parsed = self._parse(req.body)
+        parsed = self._parse(req.body, plan.route.name)
         if isinstance(parsed, str):
             plan.refusal = problem(400, "malformed", parsed, rid)
             return
         m = plan.match
         plan.model = m.model or parsed[0]
+        plan.work = parsed[2]
         plan.pool = self._pool_for(plan.model, req, plan.subject)
         cc, pragma = req.headers.get("cache-control"), req.headers.get("pragma")
         if cc or pragma:
@@ -161,9 +164,10 @@ class Planner:
             plan.pool, plan.model, version, req.path, parsed[1], req.headers.get("accept", "")
         )
 
-    def _parse(self, body: bytes) -> tuple[str, bytes] | str:
-        """(the body's `model` field, its canonical digest), or why the body is refused."""
-        parsed = self._parsed.get(body)
+    def _parse(self, body: bytes, route: str) -> tuple[str, bytes, Work] | str:
+        """(the body's `model` field, its canonical digest, its work), or why the body is
+        refused."""
+        parsed = self._parsed.get((route, body))
         if parsed is not None:
             return parsed
         try:
@@ -173,11 +177,15 @@ class Planner:
         if not isinstance(payload, dict):
             return "The body must be a JSON object."
         named = payload.get("model")
-        parsed = (named if isinstance(named, str) else "", body_digest(payload))
+        parsed = (
+            named if isinstance(named, str) else "",
+            body_digest(payload),
+            work_of(payload, route),
+        )
         if len(body) <= _PARSED_MAX_BODY:
             if len(self._parsed) >= _PARSED_MAX_ENTRIES:
                 self._parsed.clear()
-            self._parsed[body] = parsed
+            self._parsed[(route, body)] = parsed
         return parsed
 
     def _pool_for(self, model: str, req: EdgeRequest, subject: str) -> str:

@@ -72,7 +72,8 @@ class UpstreamResponse:
 
 
 class UpstreamError(Exception):
-    """An origin could not be reached (`kind` = "connect") or was too slow ("timeout")."""
+    """An origin could not be reached (`kind` = "connect"), the connection broke before the
+    answer was read ("disconnected"), or the origin was too slow ("timeout")."""
 
     def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)

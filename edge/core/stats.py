@@ -9,7 +9,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "outpost_edge_requests_total": ("Requests answered by the edge.", ("route", "status")),
     "outpost_edge_cache_total": ("Cache outcomes.", ("result",)),
     "outpost_edge_origin_attempts_total": ("Attempts sent to origins.", ("origin", "outcome")),
-    "outpost_edge_retries_total": ("Retries of idempotent requests.", ()),
+    "outpost_edge_retries_total": ("Retries and hedges of idempotent requests.", ()),
+    "outpost_edge_hedges_total": (
+        "Idempotent requests also sent to a second origin after the hedge delay.",
+        (),
+    ),
     "outpost_edge_ejections_total": ("Passive ejections of an origin.", ("origin",)),
     "outpost_edge_auth_failures_total": ("Rejected tokens.", ("status",)),
     "outpost_edge_rate_limited_total": ("Requests answered 429 by the edge.", ("route",)),

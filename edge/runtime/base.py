@@ -23,8 +23,13 @@ class Platform(Protocol):
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
-        """Send one request; raise `edge.core.request.UpstreamError` on connect failure/timeout."""
+        """Send one request and read its answer within `timeout` seconds, giving up when the
+        origin sends nothing for `read_timeout` (its first byte included). Raise
+        `edge.core.request.UpstreamError`: "connect" (no connection could be made),
+        "disconnected" (the connection broke) or "timeout"."""
         ...
 
     async def verify_signature(

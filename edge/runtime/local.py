@@ -77,7 +77,7 @@ class LocalPlatform:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None  # made on first use, inside the loop
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
         self._keys: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registry: CollectorRegistry | None = None
@@ -89,14 +89,20 @@ class LocalPlatform:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
         session = self._session or self._new_session()
-        limits = self._timeouts.get(timeout)
+        limits = self._timeouts.get((timeout, read_timeout))
         if limits is None:
+            if len(self._timeouts) > 1024:  # read timeouts follow latency: keep a few
+                self._timeouts.clear()
             limits = aiohttp.ClientTimeout(
-                total=timeout, sock_connect=min(timeout, self._connect_timeout)
+                total=timeout,
+                sock_connect=min(timeout, self._connect_timeout),
+                sock_read=read_timeout,
             )
-            self._timeouts[timeout] = limits
+            self._timeouts[(timeout, read_timeout)] = limits
         try:
             async with session.request(
                 method,
@@ -116,8 +122,10 @@ class LocalPlatform:
             raise UpstreamError("connect", type(exc).__name__) from None
         except TimeoutError as exc:  # total or read timeout
             raise UpstreamError("timeout", type(exc).__name__) from None
-        except aiohttp.ClientError as exc:  # refused, reset, closed mid-response, bad answer
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, no such host
             raise UpstreamError("connect", type(exc).__name__) from None
+        except aiohttp.ClientError as exc:  # reset, closed mid-response, a malformed answer
+            raise UpstreamError("disconnected", type(exc).__name__) from None
 
     def _new_session(self) -> aiohttp.ClientSession:
         self._session = origin_session(self._max_connections)

@@ -100,25 +100,41 @@ class WorkersPlatform:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
         import js
-        from pyodide.ffi import JsException, to_js
+        from pyodide.ffi import JsException, create_once_callable, to_js
 
+        signal = js.AbortSignal.timeout(max(1, int(timeout * 1000)))
+        timer = None
+        if read_timeout is not None and read_timeout < timeout:
+            # Until the answer's head arrives: an AbortController the timer fires.
+            first = js.AbortController.new()
+            timer = js.setTimeout(
+                create_once_callable(lambda: first.abort()), max(1, int(read_timeout * 1000))
+            )
+            signal = js.AbortSignal.any(to_js([signal, first.signal]))
         init: dict[str, Any] = {
             "method": method,
             "headers": js_object(dict(headers)),
             "redirect": "manual",
-            "signal": js.AbortSignal.timeout(max(1, int(timeout * 1000))),
+            "signal": signal,
         }
         if body:
             init["body"] = to_js(body)
         try:
             resp = await js.fetch(url, js_object(init))
+            if timer is not None:
+                js.clearTimeout(timer)
             data = (await resp.arrayBuffer()).to_bytes()
         except JsException as exc:
             text = f"{getattr(exc, 'name', '')} {exc}"
             kind = "timeout" if "Timeout" in text or "Abort" in text else "connect"
             raise UpstreamError(kind, text.strip()[:200]) from None
+        finally:
+            if timer is not None:
+                js.clearTimeout(timer)
         return UpstreamResponse(int(resp.status), js_headers(resp.headers), data)
 
     async def verify_signature(

@@ -56,13 +56,14 @@ def from_upstream(up: UpstreamResponse) -> EdgeResponse:
 
 def upstream_problem(exc: ForwardFailure | NoOriginAvailable, rid: str, pool: str) -> EdgeResponse:
     """The answer when no origin answered usefully: the last origin answer if there was one,
-    else 504 (timed out), 502 (unreachable) or 503 (nothing available, retry soon)."""
+    else 504 (timed out), 502 (unreachable, or the connection broke) or 503 (nothing
+    available, retry soon)."""
     if isinstance(exc, ForwardFailure) and exc.last is not None:
         return from_upstream(exc.last)
     if isinstance(exc, ForwardFailure) and exc.kind == "timeout":
         log.warning("request_id=%s origins timed out (pool %s)", rid, pool)
         return problem(504, "gateway-timeout", "The origin did not answer in time.", rid)
-    if isinstance(exc, ForwardFailure) and exc.kind == "connect":
+    if isinstance(exc, ForwardFailure) and exc.kind in ("connect", "disconnected"):
         log.warning("request_id=%s no origin reachable (pool %s)", rid, pool)
         return problem(502, "bad-gateway", "No origin could be reached.", rid)
     log.warning("request_id=%s no origin available (pool %s)", rid, pool)

@@ -1,5 +1,13 @@
 """The origin pool: weighted choice, active health checks, passive ejection with backoff,
-retries of idempotent requests within a budget, and the model -> version map."""
+retries and hedges of idempotent requests within a budget, and the model -> version map.
+
+An idempotent request that an origin has not answered after the hedge delay (past the model's
+recent p99, scaled to the request's work) is also sent to another available origin, and the
+first useful answer wins; an origin that sends nothing for the read timeout has failed that
+attempt. So a frozen origin holds no request for long, while a slow but working pool is rarely
+asked twice. A connection that breaks (a pooled connection the origin had just closed) is tried
+again once on the same origin before it counts against it; only an origin that cannot be
+reached at all is ejected at once."""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from edge.config import EdgeConfig, OriginSpec
 from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import Stats
 from edge.runtime.base import Platform
+from edge.upstream.latency import Deadlines
 
 log = logging.getLogger("edge.upstream")
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -45,7 +54,8 @@ class NoOriginAvailable(Exception):
 
 @dataclass(slots=True)
 class ForwardFailure(Exception):
-    """Every attempt failed; `kind` is connect/timeout/status, `last` the last origin answer."""
+    """Every attempt failed; `kind` is connect/disconnected/timeout/status, `last` the last
+    origin answer."""
 
     kind: str
     last: UpstreamResponse | None = None
@@ -96,6 +106,13 @@ class OriginPool:
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
         self._rng = random.Random()
+        self.deadlines = Deadlines(
+            config.request_timeout_seconds,
+            config.read_timeout_floor_seconds,
+            config.read_timeout_factor,
+            config.hedge_floor_seconds,
+            config.hedge_factor,
+        )
 
     # -- choice -------------------------------------------------------------------------------
     def pools(self) -> set[str]:
@@ -165,48 +182,111 @@ class OriginPool:
         headers: Mapping[str, str],
         body: bytes | None,
         retryable: bool,
+        *,
+        kind: str = "",
+        units: int = 1,
     ) -> tuple[UpstreamResponse, Origin]:
-        """Send to one origin of `pool`, retrying idempotent requests on another origin."""
-        self._requests.append(self._platform.monotonic())
-        tried: set[str] = set()
-        kind = "unavailable"
-        last: UpstreamResponse | None = None
+        """Send to one origin of `pool`; an idempotent (`retryable`) request is hedged on
+        another origin when it is slow and retried there when it fails. `kind` names what is
+        asked (the model) for the latency it is expected to take; `units`, its work."""
+        started = self._platform.monotonic()
+        self._requests.append(started)
+        key = (pool, kind)
+        read_timeout = self.deadlines.read_timeout(key, units)
+        hedge = self.deadlines.hedge_delay(key, units) if retryable else None
         max_attempts = self._config.max_attempts if retryable else 1
-        attempt = 0
-        while attempt < max_attempts:
-            if attempt and not self._may_retry():
-                break
+        tried: set[str] = set()
+        running: dict[asyncio.Task[UpstreamResponse], Origin] = {}
+        failure, last = "unavailable", None
+        attempts = 0
+        winner: Origin | None = None
+
+        def launch() -> bool:
+            nonlocal attempts
             origin = self.choose(pool, tried)
             if origin is None:
-                break
-            if attempt:
+                return False
+            if attempts:
                 self._stats.inc("outpost_edge_retries_total")
-            attempt += 1
+            attempts += 1
             tried.add(origin.url)
+            attempt = self._attempt(origin, method, path_qs, headers, body, read_timeout, retryable)
+            running[asyncio.ensure_future(attempt)] = origin
+            return True
+
+        try:
+            if not launch():
+                raise NoOriginAvailable(pool)
+            while running:
+                done, _ = await asyncio.wait(
+                    running, timeout=hedge, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:  # the hedge delay passed with no answer: ask another origin too
+                    hedge = None
+                    if attempts < max_attempts and self._may_retry():
+                        self._stats.inc("outpost_edge_hedges_total")
+                        launch()
+                    continue
+                for task in done:
+                    origin = running.pop(task)
+                    try:
+                        resp = task.result()
+                    except UpstreamError as exc:
+                        failure = exc.kind
+                        continue
+                    if resp.status in RETRY_STATUSES:
+                        failure, last = "status", resp
+                        continue
+                    if resp.status < 500:
+                        elapsed = self._platform.monotonic() - started
+                        self.deadlines.observe(key, elapsed, units)
+                    winner = origin
+                    return resp, origin
+                if not running and attempts < max_attempts and self._may_retry():
+                    launch()
+        finally:
+            for task, origin in running.items():  # the slower attempts of a hedged request
+                task.cancel()
+                if winner is not None:  # silent past the hedge delay while another answered
+                    self._failed(origin, "outrun by a hedge", decisive=False)
+        raise ForwardFailure(failure, last, attempts)
+
+    async def _attempt(
+        self,
+        origin: Origin,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        read_timeout: float,
+        retryable: bool,
+    ) -> UpstreamResponse:
+        """One attempt on `origin`, with its outcome counted against (or for) the origin. A
+        broken connection is tried once more on the same origin, for an idempotent request."""
+        url = origin.url + path_qs
+        timeout = self._config.request_timeout_seconds
+        for again in (retryable, False):
             try:
                 resp = await self._platform.fetch(
-                    method,
-                    origin.url + path_qs,
-                    headers,
-                    body,
-                    self._config.request_timeout_seconds,
+                    method, url, headers, body, timeout, read_timeout=read_timeout
                 )
             except UpstreamError as exc:
-                kind = exc.kind
                 self._stats.inc("outpost_edge_origin_attempts_total", origin.url, exc.kind)
+                if exc.kind == "disconnected" and again:
+                    continue  # most likely a pooled connection the origin had just closed
                 self._failed(origin, str(exc), decisive=exc.kind == "connect")
-                continue
+                raise
+            except asyncio.CancelledError:  # a hedge won: this origin is not at fault
+                self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "cancelled")
+                raise
             if resp.status in RETRY_STATUSES:
-                kind, last = "status", resp
                 self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "5xx")
                 self._failed(origin, f"HTTP {resp.status}", decisive=False)
-                continue
-            self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "ok")
-            self._succeeded(origin)
-            return resp, origin
-        if attempt == 0:
-            raise NoOriginAvailable(pool)
-        raise ForwardFailure(kind, last, attempt)
+            else:
+                self._stats.inc("outpost_edge_origin_attempts_total", origin.url, "ok")
+                self._succeeded(origin)
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- active health ------------------------------------------------------------------------
     def maybe_check(self) -> None:

@@ -55,6 +55,7 @@ class FakePlatform:
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
         self.calls: list[Call] = []
+        self.read_timeouts: list[float | None] = []
         self.offset = 0.0
         self._local = LocalPlatform()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -72,13 +73,17 @@ class FakePlatform:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
         for base, handler in self.handlers.items():
             if url == base or url.startswith(base + "/"):
                 call = Call(method, url, url[len(base) :] or "/", dict(headers), body or b"")
                 self.calls.append(call)
+                self.read_timeouts.append(read_timeout)
+                wait = timeout if read_timeout is None else min(timeout, read_timeout)
                 try:
-                    return await asyncio.wait_for(handler(call), timeout)
+                    return await asyncio.wait_for(handler(call), wait)
                 except TimeoutError:
                     raise UpstreamError("timeout", "read") from None
         raise UpstreamError("connect", f"nothing serves {url}")
@@ -137,6 +142,8 @@ class FakeOrigin:
     status: int | None = None
     delay: float = 0.0
     down: bool = False
+    frozen: bool = False  # accepts requests and never answers (a SIGSTOPped process)
+    disconnects: int = 0  # the next N calls break their connection before any answer
     calls: list[Call] = field(default_factory=list)
 
     def inference_calls(self) -> list[Call]:
@@ -145,7 +152,12 @@ class FakeOrigin:
     async def __call__(self, call: Call) -> UpstreamResponse:
         if self.down:
             raise UpstreamError("connect", "refused")
+        if self.disconnects:
+            self.disconnects -= 1
+            raise UpstreamError("disconnected", "ServerDisconnectedError")
         self.calls.append(call)
+        if self.frozen:
+            await asyncio.Event().wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         path = call.path.split("?", 1)[0]

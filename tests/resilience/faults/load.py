@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Load:
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, every completed request
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -31,6 +33,7 @@ class Load:
         with httpx.Client(timeout=30) as client:
             while not self._stop.wait(self.pace):
                 n = next(self._counter)
+                started = time.monotonic()
                 try:
                     resp = self.send(client, n)
                     key = str(resp.status_code)
@@ -40,6 +43,7 @@ class Load:
                 except httpx.HTTPError as exc:
                     key, version, bad, detail = type(exc).__name__, "", True, repr(exc)
                 with self._lock:
+                    self.latencies.append(time.monotonic() - started)
                     self.outcomes[key] += 1
                     if version:
                         self.versions[version] += 1
@@ -64,8 +68,6 @@ class Load:
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         """Block until at least `count` more requests have completed."""
-        import time
-
         target = self.total + count
         deadline = time.monotonic() + timeout
         while self.total < target:
