@@ -8,13 +8,13 @@ it, which closes the `none` and HS256-with-a-public-key confusions. Claims are t
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from edge.auth.claims import ClaimsError, validate_claims
-from edge.auth.jwks import JwksCache, b64url_decode
+from edge.auth.jose import JoseError, parse_compact
+from edge.auth.jwks import JwksCache
 from edge.config import EdgeConfig, IssuerSpec
 from edge.runtime.base import Platform
 
@@ -29,6 +29,8 @@ KEY_TYPES: dict[str, tuple[str, str | None]] = {
 REALM = "outpost"
 # Real access tokens are well under 2 KB; anything past this is refused before parsing.
 MAX_TOKEN_CHARS = 8192
+# `typ` values an access token may carry (RFC 9068 §2.1; plain JWTs may say JWT or nothing).
+ACCESS_TOKEN_TYPES = ("jwt", "at+jwt")
 
 
 class AuthError(Exception):
@@ -124,17 +126,13 @@ class Authenticator:
         return principal
 
     async def _verify(self, token: str) -> Principal:
-        parts = token.split(".")
-        if len(parts) != 3:
+        if token.count(".") != 2:
             raise _invalid("The token is not a JWS compact serialization.")
         try:
-            header = json.loads(b64url_decode(parts[0]))
-            payload = json.loads(b64url_decode(parts[1]))
-            signature = b64url_decode(parts[2])
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+            jws = parse_compact(token, ACCESS_TOKEN_TYPES)
+        except JoseError:
             raise _invalid("The token is malformed.") from None
-        if not isinstance(header, dict) or not isinstance(payload, dict):
-            raise _invalid("The token is malformed.")
+        header, payload, signature = jws.header, jws.claims, jws.signature
         cache = self.jwks.get(payload.get("iss")) if isinstance(payload.get("iss"), str) else None
         if cache is None:
             raise _invalid("The token's issuer is not trusted.")
@@ -143,7 +141,7 @@ class Authenticator:
         if not isinstance(alg, str) or alg not in spec.algorithms or alg not in KEY_TYPES:
             raise _invalid("The token's algorithm is not allowed.")
         kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
+        if not isinstance(kid, str) or not kid or len(kid) > 256:
             raise _invalid("The token has no key id.")
         jwk = await cache.key(kid)
         if jwk is None:
@@ -156,9 +154,8 @@ class Authenticator:
             or jwk.get("use", "sig") != "sig"
         ):
             raise _invalid("The token's key does not match its algorithm.")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
         try:
-            valid = await self._platform.verify_signature(alg, jwk, signing_input, signature)
+            valid = await self._platform.verify_signature(alg, jwk, jws.signing_input, signature)
         except Exception as exc:
             log.warning("signature check error for kid %s: %s", kid, type(exc).__name__)
             valid = False

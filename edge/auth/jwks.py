@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Mapping
@@ -16,17 +14,11 @@ from edge.runtime.base import Platform
 log = logging.getLogger("edge.auth")
 
 
-def b64url_decode(segment: str) -> bytes:
-    """Decode unpadded base64url (RFC 7515 §2); raises ValueError on bad input."""
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("bad base64url") from exc
-
-
 class JwksCache:
     """One issuer's keys: fetched lazily, trusted for a TTL, refreshed on an unknown kid at a
-    bounded rate, coalesced, and kept (last good copy) when the issuer is unreachable."""
+    bounded rate, coalesced, and kept (last good copy) when the issuer is unreachable. A known
+    key never waits for a fetch: once the TTL has passed it is refreshed in the background
+    while tokens signed with it go on being verified."""
 
     def __init__(self, spec: IssuerSpec, platform: Platform, timeout: float = 5.0) -> None:
         self.spec = spec
@@ -40,12 +32,24 @@ class JwksCache:
         self._inflight: asyncio.Future[None] | None = None
         self.fetches = 0
 
+    def _due(self, now: float) -> bool:
+        """The keys are past their TTL and no fetch was tried in the last second."""
+        expired = self._loaded_at is None or now - self._loaded_at >= self.spec.jwks_ttl_seconds
+        return expired and (self._fetched_at is None or now - self._fetched_at >= 1.0)
+
     async def key(self, kid: str) -> dict[str, Any] | None:
+        now = self._platform.monotonic()
+        known = self._keys.get(kid)
+        if known is not None:
+            if self._inflight is None and self._due(now):
+                self._platform.spawn(self._refresh())
+            return known
         if self._inflight is not None:  # a fetch is under way: its answer is the freshest
             await asyncio.shield(self._inflight)
-        now = self._platform.monotonic()
-        expired = self._loaded_at is None or now - self._loaded_at >= self.spec.jwks_ttl_seconds
-        if expired and (self._fetched_at is None or now - self._fetched_at >= 1.0):
+            if kid in self._keys:
+                return self._keys[kid]
+            now = self._platform.monotonic()
+        if self._due(now):  # an unknown key waits for the keys it may be among
             await self._refresh()
         elif kid not in self._keys and (
             self._kid_refresh_at is None
