@@ -143,6 +143,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             "OUTPOST_VAULT_ADDR": vault.addr,
             "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
             "OUTPOST_IDENTITY_ISSUER": settings.edge_url,
+            # The development stand-in for App Check (docs/device-trust.md).
+            "OUTPOST_IDENTITY_LOCAL_ATTESTATION": "true",
         }
         origins = []
         for port in settings.origin_ports:
@@ -180,6 +182,21 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                         "jwks_url": f"{origin_urls[0]}/.well-known/jwks.json",
                     }
                 ]
+            ),
+            # The local attestation issuer, trusted for the demo app; off on every route class
+            # until a mode is set (e.g. {"inference": "enforce"}).
+            "OUTPOST_EDGE_ATTESTATION": json.dumps(
+                {
+                    "modes": {},
+                    "issuers": [
+                        {
+                            "issuer": f"{settings.edge_url}/attestation/local",
+                            "jwks_url": f"{origin_urls[0]}/attestation/local/jwks.json",
+                            "audiences": ["projects/outpost-local"],
+                            "app_ids": ["demo-app"],
+                        }
+                    ],
+                }
             ),
         }
         edge = sup.start(
