@@ -260,6 +260,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
     "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
     "overloaded": (429, "The model's queue is full.", "yes, after `Retry-After`"),
+    "registration-rate-limited": (
+        429,
+        "Too many device registrations from one address or with one app key.",
+        "yes, after `Retry-After`",
+    ),
     "internal": (500, "A bug: reported with the request id.", "at most once"),
     "bad-gateway": (502, "No origin could be reached.", "yes, with backoff"),
     "unavailable": (503, "No origin available / model reloading.", "yes, with backoff"),
