@@ -77,6 +77,18 @@ def parse_authorization(header: str | None) -> tuple[str, str] | None:
     return scheme, token.strip()
 
 
+def token_jkt(claims: Mapping[str, Any]) -> str | None:
+    """The key a verified access token is bound to (`cnf.jkt`, RFC 9449 section 6.1); None for
+    an unbound token. A `cnf` that is there but malformed is refused, never read as unbound."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    if not isinstance(jkt, str) or not 0 < len(jkt) <= 128:
+        raise DpopError("invalid_token", "The token's cnf claim is malformed.")
+    return jkt
+
+
 def normalize_url(url: str) -> str | None:
     """`scheme://host[:port]/path` as RFC 3986 section 6.2.2-6.2.3 compares them: scheme and host
     in lower case, the default port dropped, an empty path as `/`, the path percent-decoded (the

@@ -70,7 +70,7 @@ def b64url(data: bytes) -> str:
 def json_object(segment: str, what: str) -> dict[str, Any]:
     """A base64url segment holding a JSON object."""
     try:
-        value = json.loads(b64url_decode(segment))
+        value = json.loads(b64url_decode(segment).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):  # JwsError is a ValueError
         raise JwsError(f"the {what} is not base64url JSON") from None
     if not isinstance(value, dict):

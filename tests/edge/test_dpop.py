@@ -21,6 +21,7 @@ from edge.dpop import (
     normalize_url,
     parse_authorization,
     request_url,
+    token_jkt,
 )
 from edge.jws import b64url
 from edge.trust_settings import DpopSettings, parse_dpop
@@ -316,3 +317,12 @@ def test_dpop_settings_parse_from_env_json():
 def test_bad_dpop_settings_name_the_field(raw: str, message: str):
     with pytest.raises(ConfigError, match=message):
         parse_dpop(raw)
+
+
+def test_token_jkt_reads_the_binding_and_refuses_a_malformed_one():
+    assert token_jkt({"sub": "client:x"}) is None
+    assert token_jkt({"cnf": {"jkt": "abc"}}) == "abc"
+    for bad in ({"cnf": "abc"}, {"cnf": {}}, {"cnf": {"jkt": 7}}, {"cnf": {"jkt": "x" * 200}}):
+        with pytest.raises(DpopError) as info:
+            token_jkt(bad)
+        assert info.value.error == "invalid_token"
