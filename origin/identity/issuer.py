@@ -242,6 +242,7 @@ class TokenIssuer:
                 "invalid_request",
                 "device_id is the RFC 7638 thumbprint of the DPoP key; omit it or send that",
             )
+        scope = _scope(form.get("scope"), principal.scope)
         record = apps.get(principal.client_id) or {}
         self._attest(principal.client_id, record, request.attestation)
         self._take(
@@ -250,7 +251,6 @@ class TokenIssuer:
             _positive(record, "register_limit", s.register_per_app),
             _positive(record, "register_window", s.register_app_window),
         )
-        scope = _scope(form.get("scope"), principal.scope)
         subject = f"device:{principal.client_id}:{jkt}"
         access = self._access_token(principal, scope, subject, jkt)
         refresh = self._refresh.start_family(
