@@ -12,8 +12,10 @@ env-style (``OUTPOST_EDGE_ORIGINS``, JSON for structured values) or bare field n
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 ENV_PREFIX = "OUTPOST_EDGE_"
@@ -72,6 +74,74 @@ class CanaryRule:
 
     percent: float = _doc("Share of subjects (0-100) routed to the canary pool.", default=0.0)
     pool: str = _doc("Pool the canary share goes to.", default="canary")
+
+
+MODES = ("off", "monitor", "enforce")
+FIREBASE_ISSUER = "https://firebaseappcheck.googleapis.com/"
+FIREBASE_JWKS_URL = "https://firebaseappcheck.googleapis.com/v1/jwks"
+
+
+@dataclass(frozen=True)
+class DpopSettings:
+    """Proof checking for device-bound tokens (RFC 9449)."""
+
+    algorithms: tuple[str, ...] = _doc(
+        "Proof algorithms accepted: `ES256` (the P-256 keys of the Secure Enclave and Android "
+        "Keystore) and `EdDSA`.",
+        default=("ES256", "EdDSA"),
+    )
+    max_age_seconds: float = _doc("How old a proof (its `iat`) may be.", default=60.0)
+    clock_skew_seconds: float = _doc(
+        "How far in the future a proof's `iat` may be (device clocks drift).", default=10.0
+    )
+    replay_cache_entries: int = _doc(
+        "Proof ids remembered per process (or isolate) to refuse replays; about 250 bytes each.",
+        default=100_000,
+    )
+    public_url: str = _doc(
+        "Scheme and host the apps call, e.g. `https://api.example.com`: the base every proof's "
+        "`htu` must name. Empty: each request's own scheme and Host header.",
+        default="",
+    )
+    require_for: tuple[str, ...] = _doc(
+        "Route classes where unbound (Bearer) tokens are refused too, so every caller must hold "
+        "a device key. Empty: only device tokens (`cnf.jkt`) need proofs.",
+        default=(),
+    )
+
+
+@dataclass(frozen=True)
+class AttestationIssuer:
+    """An issuer of app attestation tokens, verified against its JWKS. For Firebase App Check,
+    `{"firebase_project_number": "123", "app_ids": [...]}` fills in the rest."""
+
+    issuer: str = _doc("Exact `iss` claim value.")
+    jwks_url: str = _doc("URL of the issuer's JSON Web Key Set.")
+    audiences: tuple[str, ...] = _doc("A token's `aud` must contain one of these.")
+    app_ids: tuple[str, ...] = _doc("Accepted `sub` values: the attested apps' ids.")
+    algorithms: tuple[str, ...] = _doc("Accepted `alg` values.", default=("RS256",))
+    typ: str = _doc("Required `typ` header (`JWT` for App Check); empty: unchecked.", default="JWT")
+    jwks_ttl_seconds: float = _doc("How long a fetched key set is trusted.", default=3600.0)
+    refresh_min_interval_seconds: float = _doc(
+        "Minimum time between key set fetches caused by an unknown `kid`.", default=30.0
+    )
+
+
+@dataclass(frozen=True)
+class AttestationSettings:
+    """App attestation (Firebase App Check, or any JWKS-verified issuer) per route class."""
+
+    modes: Mapping[str, str] = _doc(
+        "Route class -> `off`, `monitor` (verify, count, allow) or `enforce` (refuse what fails);"
+        " the `default` key covers the classes not named. Absent: `off`.",
+        default_factory=dict,
+    )
+    issuers: tuple[AttestationIssuer, ...] = _doc("Trusted issuers.", default=())
+    header: str = _doc("Request header carrying the token.", default="x-firebase-appcheck")
+    token_cache_entries: int = _doc("Verified attestation tokens remembered.", default=10_000)
+
+    def mode_for(self, route_class: str) -> str:
+        return self.modes.get(route_class) or self.modes.get("default") or "off"
 
 
 @dataclass(frozen=True)
@@ -181,6 +251,16 @@ class EdgeConfig:
     eject_base_seconds: float = _doc("First ejection length; doubles per repeat.", default=2.0)
     eject_max_seconds: float = _doc("Longest ejection.", default=60.0)
     token_cache_entries: int = _doc("Verified-token cache size.", default=10_000)
+    dpop: DpopSettings = _doc(  # noqa: RUF009 - `_doc` is `field` with a doc
+        "JSON object: proof checking for device-bound tokens (see DpopSettings below).",
+        default_factory=DpopSettings,
+    )
+    attestation: AttestationSettings = _doc(  # noqa: RUF009 - `_doc` is `field` with a doc
+        'JSON object: app attestation per route class, e.g. `{"modes": {"identity": '
+        '"enforce"}, "issuers": [{"firebase_project_number": "123", "app_ids": ["1:123:'
+        'android:abc"]}]}` (see AttestationSettings below).',
+        default_factory=AttestationSettings,
+    )
 
     def policy_for(self, route_class: str) -> RatePolicy:
         return self.rate_limits.get(route_class) or self.rate_limits.get("default") or RatePolicy()
@@ -238,21 +318,50 @@ def _list(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
+_DECIMAL = re.compile(r"-?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})(?:[eE][-+]?[0-9]{1,3})?")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _number(value: Any, name: str, integer: bool) -> float | int:
+    """A number from a TOML/JSON value or an env string: ASCII digits only, finite, bounded
+    (no `nan`, `inf`, `1_000` or other scripts' digits, which Python's own parsers take). The
+    value itself is never echoed in the error: a misplaced secret must not reach a log."""
+    if isinstance(value, str):
+        text = value.strip()
+        if (_INTEGER if integer else _DECIMAL).fullmatch(text):
+            number = int(text) if integer else float(text)
+            if math.isfinite(number):
+                return number
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < 10**18:
+            return value if integer else float(value)
+    elif isinstance(value, float) and not integer and math.isfinite(value):
+        return value
+    kind = "a whole number" if integer else "a number"
+    raise ConfigError(f"{name}: expected {kind}")
+
+
 def _coerce(type_name: str, value: Any, name: str) -> Any:
     """Convert a raw value (str from env, or JSON/TOML value) to the field's annotated type."""
-    try:
-        if type_name == "float":
-            return float(value)
-        if type_name == "int":
-            return int(value)
-        if type_name == "str":
-            return str(value)
-        if type_name == "str | None":
-            return None if value in (None, "") else str(value)
-        if type_name == "tuple[str, ...]":
-            return tuple(str(v) for v in _list(value, name))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: cannot read {value!r} as {type_name}") from None
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string")
+        return value
+    if type_name == "float":
+        return _number(value, name, integer=False)
+    if type_name == "int":
+        return _number(value, name, integer=True)
+    if type_name == "str | None":
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string")
+        return value
+    if type_name == "tuple[str, ...]":
+        items = _list(value, name)
+        if not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{name}: expected a list of strings")
+        return tuple(items)
     if type_name == "tuple[OriginSpec, ...]":
         items = _list(_json(value, name), name)
         return tuple(
@@ -262,6 +371,18 @@ def _coerce(type_name: str, value: Any, name: str) -> Any:
     if type_name == "tuple[IssuerSpec, ...]":
         items = _list(_json(value, name), name)
         return tuple(_build(IssuerSpec, i, f"{name}[{n}]") for n, i in enumerate(items))
+    if type_name == "DpopSettings":
+        return _build(DpopSettings, _json(value, name) if value != "" else {}, name)
+    if type_name == "AttestationSettings":
+        return _attestation(_json(value, name) if value != "" else {}, name)
+    if type_name == "tuple[AttestationIssuer, ...]":
+        items = _list(_json(value, name), name)
+        return tuple(_issuer(i, f"{name}[{n}]") for n, i in enumerate(items))
+    if type_name == "Mapping[str, str]":
+        data = _json(value, name)
+        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+            raise ConfigError(f"{name}: expected an object of strings")
+        return {str(k): v for k, v in data.items()}
     if type_name in ("Mapping[str, RatePolicy]", "Mapping[str, CanaryRule]"):
         cls = RatePolicy if "RatePolicy" in type_name else CanaryRule
         data = _json(value, name)
@@ -269,6 +390,56 @@ def _coerce(type_name: str, value: Any, name: str) -> Any:
             raise ConfigError(f"{name}: expected an object")
         return {str(k): _build(cls, v, f"{name}.{k}") for k, v in data.items()}
     raise ConfigError(f"{name}: unsupported type {type_name}")  # pragma: no cover
+
+
+def _issuer(raw: Any, name: str) -> AttestationIssuer:
+    if isinstance(raw, Mapping) and "firebase_project_number" in raw:
+        extra = set(raw) - {"firebase_project_number", "app_ids"}
+        if extra:
+            raise ConfigError(f"{name}: unknown keys {sorted(extra)} beside a Firebase project")
+        number = raw["firebase_project_number"]
+        if not isinstance(number, str | int) or not str(number).isdigit():
+            raise ConfigError(f"{name}.firebase_project_number must be digits")
+        raw = {
+            "issuer": FIREBASE_ISSUER + str(number),
+            "jwks_url": FIREBASE_JWKS_URL,
+            "audiences": [f"projects/{number}"],
+            "app_ids": raw.get("app_ids", []),
+        }
+    issuer: AttestationIssuer = _build(AttestationIssuer, raw, name)
+    if not issuer.app_ids:
+        raise ConfigError(f"{name}: app_ids must name at least one app")
+    if not issuer.audiences:
+        raise ConfigError(f"{name}: audiences must not be empty")
+    _check_algorithms(issuer.algorithms, f"{name}.algorithms")
+    if not issuer.jwks_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}.jwks_url must be http(s)")
+    return issuer
+
+
+def _attestation(raw: Any, name: str) -> AttestationSettings:
+    settings: AttestationSettings = _build(AttestationSettings, raw, name)
+    if any(m not in MODES for m in settings.modes.values()):
+        raise ConfigError(f"{name}.modes: route class -> one of {', '.join(MODES)}")
+    if any(m != "off" for m in settings.modes.values()) and not settings.issuers:
+        raise ConfigError(f"{name}: a mode other than off needs at least one issuer")
+    return replace(settings, header=settings.header.lower())
+
+
+def _check_algorithms(algorithms: tuple[str, ...], name: str) -> None:
+    bad = set(algorithms) - SUPPORTED_ALGORITHMS
+    if bad or not algorithms:
+        raise ConfigError(f"{name}: unsupported algorithms {sorted(bad) or '(none)'}")
+
+
+def parse_dpop(raw: Any) -> DpopSettings:
+    """`OUTPOST_EDGE_DPOP`'s value (a JSON object, or a mapping from TOML) as settings."""
+    return load_config({"dpop": raw}).dpop
+
+
+def parse_attestation(raw: Any) -> AttestationSettings:
+    """`OUTPOST_EDGE_ATTESTATION`'s value as settings."""
+    return load_config({"attestation": raw}).attestation
 
 
 def setting_names() -> list[str]:
@@ -308,6 +479,14 @@ def load_config(*layers: Mapping[str, Any]) -> EdgeConfig:
         bad = set(issuer.algorithms) - SUPPORTED_ALGORITHMS
         if bad:
             raise ConfigError(f"issuer {issuer.issuer}: unsupported algorithms {sorted(bad)}")
+    dpop = config.dpop
+    _check_algorithms(dpop.algorithms, "dpop.algorithms")
+    if not set(dpop.algorithms) <= {"ES256", "EdDSA"}:
+        raise ConfigError("dpop.algorithms: ES256 and EdDSA only (device keys)")
+    if dpop.max_age_seconds <= 0 or dpop.clock_skew_seconds < 0:
+        raise ConfigError("dpop: max_age_seconds must be > 0 and clock_skew_seconds >= 0")
+    if dpop.public_url and not dpop.public_url.startswith(("http://", "https://")):
+        raise ConfigError("dpop.public_url must be http(s)")
     return config
 
 

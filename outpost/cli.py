@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from outpost.apps_cli import app as apps_app
 from outpost.errors import OutpostError
 from outpost.modelkit.cli import app as models_app
 
@@ -34,6 +35,7 @@ config_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(vault_app, name="vault")
 app.add_typer(config_app, name="config")
+app.add_typer(apps_app, name="apps")
 console = Console(stderr=True)
 out = Console()
 _state = {"debug": False}

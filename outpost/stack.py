@@ -156,6 +156,12 @@ def origin_env(settings: StackSettings, vault_addr: str, public_url: str) -> dic
         "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
         # The issuer's URLs (discovery, JWKS) are the edge's public URL: a phone follows them.
         "OUTPOST_IDENTITY_ISSUER": public_url,
+        # DPoP proofs name the URL the app called: this machine's address is valid too.
+        "OUTPOST_IDENTITY_TOKEN_ENDPOINT_URLS": json.dumps(
+            sorted({f"{public_url}/oauth/token", f"{settings.edge_url}/oauth/token"})
+        ),
+        # The development stand-in for App Check (docs/device-trust.md).
+        "OUTPOST_IDENTITY_LOCAL_ATTESTATION": "true",
     }
 
 
@@ -166,6 +172,21 @@ def edge_env(settings: StackSettings, public_url: str) -> dict[str, str]:
         "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": u} for u in origin_urls]),
         "OUTPOST_EDGE_ISSUERS": json.dumps(
             [{"issuer": public_url, "jwks_url": f"{origin_urls[0]}/.well-known/jwks.json"}]
+        ),
+        # The local attestation issuer, trusted for the demo app; off on every route class
+        # until a mode is set (e.g. {"inference": "enforce"}).
+        "OUTPOST_EDGE_ATTESTATION": json.dumps(
+            {
+                "modes": {},
+                "issuers": [
+                    {
+                        "issuer": f"{public_url}/attestation/local",
+                        "jwks_url": f"{origin_urls[0]}/attestation/local/jwks.json",
+                        "audiences": ["projects/outpost-local"],
+                        "app_ids": ["demo-app"],
+                    }
+                ],
+            }
         ),
     }
 

@@ -1,7 +1,8 @@
 """Idempotent bootstrap of Vault/OpenBao for Outpost, run with an admin token.
 
 Mounts (if missing) KV v2 at `secret/`, transit and AppRole; writes the HCL policies; creates the
-`outpost-origin` AppRole and the `outpost-jwt` ed25519 transit key; seeds the origin's KV secrets.
+`outpost-origin` AppRole, the `outpost-jwt` ed25519 transit key and the `outpost-attest` RSA key
+of the local attestation issuer; seeds the origin's KV secrets.
 Every step checks before it creates, so running it again changes nothing that already works
 (it never regenerates the pepper or rotates the signing key behind your back).
 """
@@ -38,6 +39,8 @@ log = logging.getLogger("outpost.vault.bootstrap")
 
 ORIGIN_ROLE = "outpost-origin"
 TRANSIT_KEY = "outpost-jwt"
+# The local attestation issuer's key (RS256, the algorithm App Check tokens use).
+ATTEST_TRANSIT_KEY = "outpost-attest"
 KV_MOUNT = "secret"
 ORIGIN_KV_PREFIX = "outpost/origin"
 DEMO_APP = "demo-app"
@@ -106,12 +109,12 @@ def _ensure_origin_role(client: hvac.Client, spec: OriginRoleSpec) -> str:
     return client.auth.approle.read_role_id(ORIGIN_ROLE)["data"]["role_id"]
 
 
-def _ensure_transit_key(client: hvac.Client, created: list[str]) -> None:
+def _ensure_transit_key(client: hvac.Client, name: str, key_type: str, created: list[str]) -> None:
     try:
-        client.secrets.transit.read_key(TRANSIT_KEY)
+        client.secrets.transit.read_key(name)
     except hvac.exceptions.InvalidPath:
-        client.secrets.transit.create_key(TRANSIT_KEY, key_type="ed25519", exportable=False)
-        created.append(f"transit key {TRANSIT_KEY} (ed25519)")
+        client.secrets.transit.create_key(name, key_type=key_type, exportable=False)
+        created.append(f"transit key {name} ({key_type})")
 
 
 def _read_kv(client: hvac.Client, name: str) -> dict[str, Any] | None:
@@ -237,7 +240,8 @@ def bootstrap(
     _ensure_mounts(client, created)
     _write_policies(client)
     role_id = _ensure_origin_role(client, spec or OriginRoleSpec())
-    _ensure_transit_key(client, created)
+    _ensure_transit_key(client, TRANSIT_KEY, "ed25519", created)
+    _ensure_transit_key(client, ATTEST_TRANSIT_KEY, "rsa-2048", created)
     pepper = _ensure_key_secret(client, "hmac", created)
     _ensure_key_secret(client, "refresh", created)
     api_key, client_secret = _ensure_demo_principals(client, pepper, paths, created)

@@ -249,6 +249,16 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "binary-data-unsupported": (400, "OIP binary tensor extension is not supported.", "no"),
     "unauthorized": (401, "Missing, malformed, expired or unverifiable token.", "refresh once"),
     "forbidden": (403, "The token lacks the scope the endpoint needs.", "no"),
+    "attestation-failed": (
+        401,
+        "App attestation (App Check) missing, invalid or for another app (503 when its keys "
+        "cannot be fetched).",
+        "after a new attestation token",
+    ),
+    "malformed-http": (400, "Not valid HTTP/1.1 (local edge).", "no"),
+    "request-timeout": (408, "Head or body not sent in time (local edge).", "yes"),
+    "uri-too-long": (414, "Request target over the local edge's limit.", "no"),
+    "headers-too-large": (431, "Headers over the local edge's limits.", "no"),
     "not-found": (404, "No such endpoint.", "no"),
     "model-not-found": (404, "Unknown model name.", "no"),
     "version-not-found": (404, "The model has no such version.", "no"),
@@ -265,6 +275,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
     "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
     "overloaded": (429, "The model's queue is full.", "yes, after `Retry-After`"),
+    "registration-rate-limited": (
+        429,
+        "Too many device registrations from one address or with one app key.",
+        "yes, after `Retry-After`",
+    ),
     "internal": (500, "A bug: reported with the request id.", "at most once"),
     "bad-gateway": (502, "No origin could be reached.", "yes, with backoff"),
     "unavailable": (503, "No origin available / model reloading.", "yes, with backoff"),

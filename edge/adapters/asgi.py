@@ -42,6 +42,7 @@ def request_from_scope(scope: Scope, body: bytes, proxies: TrustedProxies) -> Ed
         scope["method"], path, _text(scope.get("query_string", b"")), raw_headers, body, ""
     )
     req.client_ip = proxies.client_ip(peer, req.headers.get("x-forwarded-for"))
+    req.scheme = scope.get("scheme", "http")
     return req
 
 

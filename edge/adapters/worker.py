@@ -22,6 +22,7 @@ def request_from_fetch(
     parts = urlsplit(url)
     req = build_request(method, parts.path or "/", parts.query, headers, body, "")
     req.client_ip = req.headers.get("cf-connecting-ip", "")
+    req.scheme = parts.scheme or "https"
     return req
 
 

@@ -16,12 +16,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.runtime.base import Platform
 
 MAX_DEPTH = 16
+# alg -> (JWK kty, JWK crv or None): the only algorithms the platforms verify.
+KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    "EdDSA": ("OKP", "Ed25519"),
+    "ES256": ("EC", "P-256"),
+    "RS256": ("RSA", None),
+}
+# RFC 7638 §3.2: the required members of each key type, in the order they are hashed.
+THUMBPRINT_MEMBERS: dict[str, tuple[str, ...]] = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+}
+# Members only a private (or symmetric) key has: such a key is never accepted.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _REMAINDER_BITS = {2: 0b1111, 3: 0b11}  # the bits the last character carries beyond the bytes
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -42,6 +61,10 @@ def b64url_decode(segment: str) -> bytes:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
         raise JoseError("bad base64url") from None
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -92,6 +115,53 @@ def json_object(data: bytes) -> dict[str, Any]:
     return value
 
 
+def segment_object(segment: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object, strictly."""
+    return json_object(b64url_decode(segment))
+
+
+def split(token: str, max_chars: int) -> tuple[str, str, str]:
+    """The three segments of a compact JWS no longer than `max_chars` (none empty)."""
+    if len(token) > max_chars:
+        raise JoseError("too large")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise JoseError("not a JWS compact serialization")
+    return parts[0], parts[1], parts[2]
+
+
+def key_fits(alg: str, jwk: Mapping[str, Any]) -> bool:
+    """Whether public key `jwk` is of the type `alg` needs, for signing, with no private
+    member."""
+    kty, crv = KEY_TYPES.get(alg, ("", None))
+    if not kty or jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
+        return False
+    if PRIVATE_MEMBERS.intersection(jwk):
+        return False
+    if jwk.get("alg", alg) != alg or jwk.get("use", "sig") != "sig":
+        return False
+    return all(isinstance(jwk.get(m), str) and jwk[m] for m in THUMBPRINT_MEMBERS[kty])
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint, base64url: a DPoP key's `jkt`, and a device's id."""
+    members = THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
+    if members is None:
+        raise JoseError("unsupported key type")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+async def verify(
+    platform: Platform, alg: str, jwk: Mapping[str, Any], signing_input: bytes, signature: bytes
+) -> bool:
+    """The platform's signature check; any error from it counts as a bad signature."""
+    try:
+        return bool(await platform.verify_signature(alg, jwk, signing_input, signature))
+    except Exception:  # malformed key material, wrong signature length, WebCrypto errors
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class CompactJws:
     header: dict[str, Any]
@@ -100,14 +170,12 @@ class CompactJws:
     signature: bytes
 
 
-def parse_compact(token: str, typ: tuple[str, ...]) -> CompactJws:
+def parse_compact(token: str, typ: tuple[str, ...], max_chars: int = 8192) -> CompactJws:
     """The parts of a compact JWS whose `typ`, if present, is one of `typ` (compared without
     case and without an `application/` prefix, RFC 7515 §4.1.9). Raises JoseError."""
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2]:
-        raise JoseError("not a JWS compact serialization")
-    header = json_object(b64url_decode(parts[0]))
-    claims = json_object(b64url_decode(parts[1]))
+    parts = split(token, max_chars)
+    header = segment_object(parts[0])
+    claims = segment_object(parts[1])
     signature = b64url_decode(parts[2])
     if "crit" in header:
         raise JoseError("unsupported critical header parameters")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from edge.auth import Authenticator, AuthError
+from edge.auth.attestation import AttestationVerifier
+from edge.auth.bearer import Authenticator, AuthError, Principal, credentials
+from edge.auth.dpop import DpopError, DpopVerifier, request_url
 from edge.cache import CachedResponse, CacheKey, EdgeCache, with_version
 from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
@@ -38,6 +40,13 @@ class EdgeApp:
         self.platform = platform
         self.stats = Stats()
         self.auth = Authenticator(config, platform)
+        self.dpop = DpopVerifier(config.dpop, platform)
+        self.attestation = AttestationVerifier(
+            config.attestation,
+            platform,
+            leeway=config.leeway_seconds,
+            count=lambda *labels: self.stats.inc("outpost_edge_attestation_total", *labels),
+        )
         self.limiter = RateLimiter(platform.monotonic)
         self.cache = EdgeCache(config, platform.now, platform.cache_tier2)
         self.pool = OriginPool(config, platform, self.stats)
@@ -69,17 +78,19 @@ class EdgeApp:
             return self.endpoints.answer(plan.local, req, plan.rid)
         self.pool.maybe_check()
         if plan.verify:
-            assert plan.route is not None and plan.route.scope is not None
-            try:
-                principal = await self.auth.authenticate(
-                    req.headers.get("authorization"), plan.route.scope
+            refused = await self._authenticate(req, plan)
+            if refused is not None:
+                return refused
+        assert plan.route is not None
+        if self.attestation.mode_for(plan.route.rate_class) != "off":
+            attested = await self.attestation.check(
+                plan.route.rate_class, req.headers.get(self.config.attestation.header)
+            )
+            if not attested.allowed:
+                headers = {"retry-after": "5"} if attested.status == 503 else None
+                return problem(
+                    attested.status, "attestation-failed", attested.detail, plan.rid, headers
                 )
-            except AuthError as exc:
-                self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
-                slug = "forbidden" if exc.status == 403 else "unauthorized"
-                headers = {"www-authenticate": exc.www_authenticate()}
-                return problem(exc.status, slug, exc.description, plan.rid, headers)
-            self.planner.complete(plan, req, principal)
         limited = self._limit(plan)
         if limited is not None:
             return limited
@@ -88,6 +99,51 @@ class EdgeApp:
         if plan.key is None:
             return await self._forward(req, plan)
         return await self._cached(req, plan, plan.key)
+
+    async def _authenticate(self, req: EdgeRequest, plan: Plan) -> EdgeResponse | None:
+        """Verify the caller's token (and, for a token bound to a device key, the request's
+        DPoP proof), then complete the plan; the refusal to answer otherwise."""
+        assert plan.route is not None and plan.route.scope is not None
+        authorization = req.headers.get("authorization")
+        try:
+            principal = await self.auth.authenticate(authorization, plan.route.scope)
+        except AuthError as exc:
+            self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
+            slug = "forbidden" if exc.status == 403 else "unauthorized"
+            headers = {"www-authenticate": exc.www_authenticate()}
+            return problem(exc.status, slug, exc.description, plan.rid, headers)
+        try:
+            await self._check_proof(req, plan.route.rate_class, authorization or "", principal)
+        except DpopError as exc:
+            self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
+            headers = {"www-authenticate": self.dpop.error_header(exc)}
+            return problem(exc.status, "unauthorized", exc.description, plan.rid, headers)
+        self.planner.complete(plan, req, principal)
+        return None
+
+    async def _check_proof(
+        self, req: EdgeRequest, route_class: str, authorization: str, principal: Principal
+    ) -> None:
+        found = credentials(authorization)
+        scheme, token = found if found is not None else ("bearer", "")
+        if principal.jkt is None and scheme == "bearer" and route_class not in self.dpop_required:
+            return  # an unbound token, used as one: nothing to prove
+        url = request_url(
+            req.scheme, req.headers.get("host", ""), req.path, self.config.dpop.public_url
+        )
+        await self.dpop.check_request(
+            scheme=scheme,
+            access_token=token,
+            token_jkt=principal.jkt,
+            proof=req.headers.get("dpop"),
+            method=req.method,
+            url=url,
+            route_class=route_class,
+        )
+
+    @property
+    def dpop_required(self) -> tuple[str, ...]:
+        return self.config.dpop.require_for
 
     def _limit(self, plan: Plan) -> EdgeResponse | None:
         """Count the request against its subject's bucket (its headers go into the plan); the

@@ -43,6 +43,14 @@ PATHS: dict[str, tuple[tuple[str, ...], str]] = {
         "Open Inference Protocol server metadata and health",
     ),
     "token": (("/oauth/token",), "OAuth 2.0 token endpoint (RFC 6749), forwarded once"),
+    "attestation-token": (
+        ("/attestation/local/token",),
+        "The local stack's attestation issuer (development only), forwarded once",
+    ),
+    "attestation-keys": (
+        ("/attestation/local/jwks.json",),
+        "The local attestation issuer's keys (development only)",
+    ),
     "well-known": (
         ("/.well-known/jwks.json", "/.well-known/openid-configuration"),
         "Token signing keys (RFC 7517) and OIDC discovery",

@@ -18,7 +18,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from edge.auth import Authenticator, Principal
+from edge.auth.bearer import Authenticator, Principal
 from edge.cache import CachedResponse, CacheKey, body_digest, cache_key, client_bypass
 from edge.config import EdgeConfig
 from edge.core.problems import problem
@@ -127,7 +127,9 @@ class Planner:
         if m.route.scope is None:
             self.complete(plan, req, None)
             return plan
-        principal = self._auth.known(req.headers.get("authorization"), m.route.scope)
+        principal = None
+        if m.route.rate_class not in self._config.dpop.require_for:  # else: a proof, per request
+            principal = self._auth.known(req.headers.get("authorization"), m.route.scope)
         if principal is None:
             plan.verify = True
         else:

@@ -46,6 +46,7 @@ class EdgeRequest:
     # Arrived on the local server's internal listener (metrics, detailed health); never set in
     # Workers, and never from anything the client sends.
     internal: bool = False
+    scheme: str = "https"  # as the adapter received it (a DPoP proof's htu names it)
 
     @property
     def target(self) -> str:

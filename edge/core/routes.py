@@ -54,6 +54,16 @@ _TABLE: list[tuple[re.Pattern[str], Route]] = [
     ),
     (re.compile(r"/v2(?:/health/(?:live|ready))?"), Route("v2-health", ("GET",), None, "default")),
     (re.compile(r"/oauth/token"), Route("token", ("POST",), None, "identity", retryable=False)),
+    # The local stack's stand-in for App Check's providers (the origin serves it only when
+    # enabled, for development).
+    (
+        re.compile(r"/attestation/local/token"),
+        Route("attestation-token", ("POST",), None, "identity", retryable=False),
+    ),
+    (
+        re.compile(r"/attestation/local/jwks\.json"),
+        Route("attestation-keys", ("GET",), None, "identity"),
+    ),
     (
         re.compile(r"/\.well-known/(?:jwks\.json|openid-configuration)"),
         Route("well-known", ("GET",), None, "identity"),

@@ -17,6 +17,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "outpost_edge_ejections_total": ("Passive ejections of an origin.", ("origin",)),
     "outpost_edge_auth_failures_total": ("Rejected tokens.", ("status",)),
     "outpost_edge_rate_limited_total": ("Requests answered 429 by the edge.", ("route",)),
+    "outpost_edge_attestation_total": (
+        "App attestation checks, by route class, mode and result.",
+        ("route_class", "mode", "result"),
+    ),
     "outpost_edge_refused_total": (
         "Requests the local server refused before routing (HTTP limits and timeouts).",
         ("reason",),

@@ -27,6 +27,7 @@ _VERIFY = {
     "RS256": {"name": "RSASSA-PKCS1-v1_5"},
 }
 _PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+_MAX_KEYS = 10_000  # imported WebCrypto keys kept
 CACHE_URL = "https://edge-cache.outpost.internal/"
 
 
@@ -91,7 +92,7 @@ class WorkersPlatform:
 
         caches = getattr(js, "caches", None)
         self.cache_tier2 = CloudflareCacheTier() if caches is not None else None
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[tuple[Any, ...], Any] = {}
 
     async def fetch(
         self,
@@ -145,13 +146,16 @@ class WorkersPlatform:
 
         if alg not in _IMPORT:
             return False
-        public = {k: jwk[k] for k in _PUBLIC_MEMBERS if k in jwk}
-        cache_key = alg + json.dumps(public, sort_keys=True)
+        # Keyed by the public members, and bounded: DPoP brings one key per device.
+        cache_key = (alg, *(jwk.get(k) for k in _PUBLIC_MEMBERS))
         key = self._keys.get(cache_key)
         if key is None:
+            public = {k: jwk[k] for k in _PUBLIC_MEMBERS if k in jwk}
             key = await js.crypto.subtle.importKey(
                 "jwk", js_object(public), js_object(_IMPORT[alg]), False, to_js(["verify"])
             )
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
             self._keys[cache_key] = key
         ok = await js.crypto.subtle.verify(
             js_object(_VERIFY[alg]), key, to_js(signature), to_js(signing_input)

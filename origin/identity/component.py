@@ -1,25 +1,31 @@
 """The origin's identity component: token endpoint, JWKS and discovery, wired to Vault.
 
 Built on a started-before `SecretsComponent` (shared Vault client, snapshot and upkeep loop); the
-JWKS refresh runs as a job of that loop, so a transit key rotation is picked up without a restart.
+JWKS refresh runs as a job of that loop, so a transit key rotation is picked up without a restart,
+and so does the purge of expired refresh-token families (one shard per step).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from origin.identity.attestation import AttestationChecker, LocalAttestationIssuer
 from origin.identity.issuer import TokenIssuer
 from origin.identity.jwks import JwksCache
-from origin.identity.refresh import RefreshTokenStore
+from origin.identity.refresh import RefreshPurger, RefreshTokenStore
 from origin.identity.router import build_router
 from origin.identity.settings import IdentitySettings
 from origin.identity.signer import TransitJwtSigner
 from origin.secrets.component import SecretsComponent, health_report
 from origin.secrets.settings import VaultSettings
+from origin.secrets.snapshot import describe_error
 from origin.settings import OriginSettings
+
+log = logging.getLogger("outpost.origin.identity")
 
 
 class IdentityComponent:
@@ -30,6 +36,8 @@ class IdentityComponent:
         self.secrets = secrets
         self.jwks: JwksCache | None = None
         self.issuer: TokenIssuer | None = None
+        self.local_attestation: LocalAttestationIssuer | None = None
+        self.purger: RefreshPurger | None = None
         self.router = APIRouter()
         self._issue_failure: str | None = None
         self._ready = False
@@ -37,25 +45,52 @@ class IdentityComponent:
     def _wire(self) -> None:
         client, snapshot = self.secrets.client, self.secrets.snapshot
         assert client is not None and snapshot is not None, "start the SecretsComponent first"
+        metrics = self.secrets.metrics
         self.jwks = JwksCache(client)
+        if self.settings.local_attestation:
+            self.local_attestation = LocalAttestationIssuer(self.settings, client)
+        store = RefreshTokenStore(client, self.settings.refresh_token_ttl)
         self.issuer = TokenIssuer(
             self.settings,
             snapshot,
             TransitJwtSigner(client, self.jwks),
-            RefreshTokenStore(client, self.settings.refresh_token_ttl),
+            store,
+            attestation_checker=AttestationChecker(self.settings, self.local_attestation),
+            metrics=metrics,
         )
         self.router.include_router(
-            build_router(self.settings, self.issuer, self.jwks, self.secrets.metrics)
+            build_router(
+                self.settings,
+                self.issuer,
+                self.jwks,
+                metrics,
+                local_attestation=self.local_attestation,
+            )
         )
 
         def refresh_jwks() -> bool:
             assert self.jwks is not None
             ok = self.jwks.try_load()
             doc = self.jwks.document()
-            self.secrets.metrics.jwks_keys.set(len(doc["keys"]) if doc else 0)
+            metrics.jwks_keys.set(len(doc["keys"]) if doc else 0)
+            if self.local_attestation is not None:
+                ok = self.local_attestation.jwks.try_load() and ok
             return ok
 
         self.secrets.add_job("jwks", self.settings.jwks_refresh_interval, refresh_jwks)
+        self.purger = RefreshPurger(store)
+
+        def purge() -> bool:
+            assert self.purger is not None
+            try:
+                deleted = self.purger.step().deleted
+            except Exception as exc:  # Vault unreachable: the next step retries
+                log.warning("refresh-token purge step failed: %s", describe_error(exc))
+                return False
+            metrics.refresh_purged.inc(deleted)
+            return True
+
+        self.secrets.add_job("refresh-purge", self.settings.purge_interval, purge)
 
     async def start(self) -> None:
         """Wire the router; the JWKS loads with the secrets component's start (or its loop)."""
@@ -64,6 +99,8 @@ class IdentityComponent:
         assert self.jwks is not None
         if self.jwks.state is None:
             await asyncio.to_thread(self.jwks.try_load)
+        if self.local_attestation is not None and self.local_attestation.jwks.state is None:
+            await asyncio.to_thread(self.local_attestation.jwks.try_load)
         self._ready = True
 
     async def stop(self) -> None:

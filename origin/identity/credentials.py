@@ -78,10 +78,14 @@ def verify_client(
 
 
 def verify_api_key(pepper: bytes, apps: Mapping[str, Any], api_key: str) -> Principal | None:
-    """A mobile app's API key (device registration grant); None when unknown or wrong."""
+    """A mobile app's API key (device registration grant); None when unknown, revoked or wrong."""
     app_id = parse_api_key(api_key)
     record = apps.get(app_id) if app_id else None
-    if not isinstance(record, Mapping) or not isinstance(record.get("key_hmac"), str):
+    if (
+        not isinstance(record, Mapping)
+        or not isinstance(record.get("key_hmac"), str)
+        or record.get("revoked_at")
+    ):
         hash_secret(pepper, api_key)
         return None
     if not matches(pepper, api_key, record["key_hmac"]):

@@ -3,21 +3,30 @@
 Blocking (it signs through Vault transit): the HTTP layer runs it in a worker thread. Credentials
 are checked against HMACs in the in-memory secrets snapshot; only signing and refresh-token family
 state touch Vault.
+
+Devices are their keys: registration and refresh need a DPoP proof (`origin.identity.dpop`), the
+device id is the key's thumbprint, and the tokens are bound to it. A registration also passes the
+caps (`origin.identity.limits`) and, when its app asks, app attestation
+(`origin.identity.attestation`) before anything is written to Vault.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import hvac.exceptions
 
+from origin.identity import attestation
+from origin.identity.attestation import AttestationChecker
 from origin.identity.credentials import Principal, decode_key, verify_api_key, verify_client
+from origin.identity.dpop import ProofChecker, ProofError
+from origin.identity.limits import ClientAddress, TokenBuckets
+from origin.identity.metrics import VaultMetrics
 from origin.identity.refresh import InvalidRefreshToken, RefreshTokenStore
 from origin.identity.settings import IdentitySettings
 from origin.identity.signer import SigningUnavailable, TransitJwtSigner
@@ -31,7 +40,6 @@ GRANT_REFRESH = "refresh_token"
 GRANT_DEVICE = "urn:outpost:params:oauth:grant-type:device-registration"
 GRANTS = (GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE, GRANT_REFRESH)
 SCOPES = ("inference", "models:read")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 @dataclass
@@ -44,12 +52,31 @@ class OAuthError(Exception):
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class RegistrationLimited(Exception):
+    """A registration cap is spent: answer 429 with Retry-After."""
+
+    cap: str  # "address" or "app"
+    retry_after: int
+
+
 class IssuerUnavailable(Exception):
     """Vault (transit or KV state) cannot be used right now: answer 503 + Retry-After."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What the token endpoint read from one request."""
+
+    form: Mapping[str, str]
+    basic: tuple[str, str] | None = None
+    dpop: str | None = None  # the DPoP header
+    client_address: str = ""  # for the per-address registration cap
+    attestation: str | None = None  # the attestation header (App Check token)
 
 
 def _scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -62,6 +89,13 @@ def _scope(requested: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return asked
 
 
+def _positive(record: Mapping[str, Any], name: str, default: int) -> int:
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return default
+    return value
+
+
 class TokenIssuer:
     def __init__(
         self,
@@ -69,11 +103,33 @@ class TokenIssuer:
         snapshot: SecretsSnapshot,
         signer: TransitJwtSigner,
         refresh_store: RefreshTokenStore,
+        *,
+        attestation_checker: AttestationChecker | None = None,
+        metrics: VaultMetrics | None = None,
     ) -> None:
         self.settings = settings
         self._snapshot = snapshot
         self._signer = signer
         self._refresh = refresh_store
+        self._attestation = attestation_checker or AttestationChecker(settings)
+        self._metrics = metrics or VaultMetrics()
+        base = settings.issuer.rstrip("/")
+        self.proofs = ProofChecker(
+            [f"{base}/oauth/token", *settings.token_endpoint_urls],
+            algorithms=settings.dpop_algorithms,
+            max_age=settings.dpop_max_age,
+            clock_skew=settings.dpop_clock_skew,
+        )
+        self.buckets = TokenBuckets()
+        self.addresses = ClientAddress(settings.ipv6_prefix)
+
+    @property
+    def snapshot(self) -> SecretsSnapshot:
+        return self._snapshot
+
+    def pepper(self) -> bytes:
+        """The HMAC key API keys and client secrets are stored under."""
+        return self._key("hmac")
 
     def _key(self, name: str) -> bytes:
         try:
@@ -81,7 +137,9 @@ class TokenIssuer:
         except (SecretsUnavailable, KeyError) as exc:
             raise IssuerUnavailable(f"secret {name!r} not loaded") from exc
 
-    def _access_token(self, principal: Principal, scope: tuple[str, ...], subject: str) -> str:
+    def _access_token(
+        self, principal: Principal, scope: tuple[str, ...], subject: str, jkt: str | None
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
@@ -94,19 +152,34 @@ class TokenIssuer:
             "scope": " ".join(scope),
             "client_id": principal.client_id,
         }
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 section 6.1
         return self._signer.sign(claims)
 
-    def _response(self, access: str, scope: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    def _response(
+        self, access: str, scope: tuple[str, ...], bound: bool, **extra: Any
+    ) -> dict[str, Any]:
         return {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if bound else "Bearer",
             "expires_in": self.settings.access_token_ttl,
             "scope": " ".join(scope),
             **{k: v for k, v in extra.items() if v is not None},
         }
 
-    def issue(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
-        """Handle one token request; raise OAuthError (4xx) or IssuerUnavailable (503)."""
+    def _proof(self, request: TokenRequest, required: bool) -> str | None:
+        """The device key's thumbprint from the request's DPoP proof (None: no proof, allowed)."""
+        if request.dpop is None and not required:
+            return None
+        try:
+            return self.proofs.check(request.dpop).jkt
+        except ProofError as exc:
+            raise OAuthError("invalid_dpop_proof", str(exc)) from None
+
+    def issue(self, request: TokenRequest) -> dict[str, Any]:
+        """Handle one token request; raise OAuthError (4xx), RegistrationLimited (429) or
+        IssuerUnavailable (503)."""
+        form = request.form
         grant = form.get("grant_type")
         if not grant:
             raise OAuthError("invalid_request", "grant_type is required")
@@ -114,21 +187,20 @@ class TokenIssuer:
             raise OAuthError("unsupported_grant_type", f"supported: {', '.join(GRANTS)}")
         try:
             if grant == GRANT_CLIENT_CREDENTIALS:
-                return self._client_credentials(form, basic)
+                return self._client_credentials(request)
             if grant == GRANT_DEVICE:
-                return self._device_registration(form)
-            return self._refresh_grant(form)
+                return self._device_registration(request)
+            return self._refresh_grant(request)
         except (SigningUnavailable, *UNAVAILABLE_ERRORS) as exc:
             raise IssuerUnavailable(describe_error(exc)) from exc
         except hvac.exceptions.VaultError as exc:
             log.warning("token issuing failed: %s", describe_error(exc))
             raise IssuerUnavailable(describe_error(exc)) from exc
 
-    def _client_credentials(
-        self, form: Mapping[str, str], basic: tuple[str, str] | None
-    ) -> dict[str, Any]:
-        if basic is not None:
-            client_id, client_secret = basic
+    def _client_credentials(self, request: TokenRequest) -> dict[str, Any]:
+        form = request.form
+        if request.basic is not None:
+            client_id, client_secret = request.basic
         else:
             client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
         if not client_id or not client_secret:
@@ -136,39 +208,86 @@ class TokenIssuer:
         clients = self._snapshot.get("clients") or {}
         principal = verify_client(self._key("hmac"), clients, client_id, client_secret)
         if principal is None:
-            headers = {"WWW-Authenticate": 'Basic realm="outpost"'} if basic else {}
+            headers = {"WWW-Authenticate": 'Basic realm="outpost"'} if request.basic else {}
             raise OAuthError("invalid_client", "client authentication failed", 401, headers)
         scope = _scope(form.get("scope"), principal.scope)
-        return self._response(self._access_token(principal, scope, principal.subject), scope)
+        jkt = self._proof(request, required=False)  # a service may bind its token too
+        access = self._access_token(principal, scope, principal.subject, jkt)
+        return self._response(access, scope, jkt is not None)
 
-    def _device_registration(self, form: Mapping[str, str]) -> dict[str, Any]:
+    def _take(self, cap: str, key: str, limit: int, window: int) -> None:
+        wait = self.buckets.take(key, limit, window)
+        if wait is not None:
+            self._metrics.registrations_limited.labels(cap).inc()
+            raise RegistrationLimited(cap, wait)
+
+    def _device_registration(self, request: TokenRequest) -> dict[str, Any]:
+        form, s = request.form, self.settings
         api_key = form.get("api_key", "")
         if not api_key:
             raise OAuthError("invalid_request", "api_key is required")
-        device_id = form.get("device_id") or uuid.uuid4().hex
-        if not _DEVICE_ID.match(device_id):
-            raise OAuthError("invalid_request", "device_id must be 8-128 of [A-Za-z0-9._:-]")
+        # Cheapest refusals first: an address that spent its cap costs nothing more, a wrong key
+        # one HMAC; the proof's signature, attestation and Vault come after.
+        address = self.addresses.bucket(request.client_address or "unknown")
+        self._take("address", address, s.register_per_address, s.register_address_window)
         apps = self._snapshot.get("apps") or {}
         principal = verify_api_key(self._key("hmac"), apps, api_key)
         if principal is None:
-            raise OAuthError("invalid_client", "unknown or wrong api_key", status=401)
+            raise OAuthError("invalid_client", "unknown, revoked or wrong api_key", status=401)
+        jkt = self._proof(request, required=True)
+        assert jkt is not None
+        claimed = form.get("device_id")
+        if claimed is not None and claimed != jkt:
+            raise OAuthError(
+                "invalid_request",
+                "device_id is the RFC 7638 thumbprint of the DPoP key; omit it or send that",
+            )
         scope = _scope(form.get("scope"), principal.scope)
-        subject = f"device:{principal.client_id}:{device_id}"
-        access = self._access_token(principal, scope, subject)
-        refresh = self._refresh.start_family(
-            self._key("refresh"), subject, principal.client_id, scope
+        record = apps.get(principal.client_id) or {}
+        self._attest(principal.client_id, record, request.attestation)
+        self._take(
+            "app",
+            f"app:{principal.client_id}",
+            _positive(record, "register_limit", s.register_per_app),
+            _positive(record, "register_window", s.register_app_window),
         )
-        return self._response(access, scope, refresh_token=refresh, device_id=device_id)
+        subject = f"device:{principal.client_id}:{jkt}"
+        access = self._access_token(principal, scope, subject, jkt)
+        refresh = self._refresh.start_family(
+            self._key("refresh"), subject, principal.client_id, scope, jkt
+        )
+        return self._response(access, scope, True, refresh_token=refresh, device_id=jkt)
 
-    def _refresh_grant(self, form: Mapping[str, str]) -> dict[str, Any]:
+    def _attest(self, app_id: str, record: Mapping[str, Any], token: str | None) -> None:
+        mode = record.get("attestation", "off")
+        if mode not in ("monitor", "enforce"):
+            return
+        allowed = record.get("attested_app_ids")
+        app_ids: Sequence[str] = allowed if isinstance(allowed, list) else []
+        outcome = self._attestation.check(token, app_ids)
+        self._metrics.attestations.labels(app_id, mode, outcome.result).inc()
+        if outcome.result == attestation.VALID or mode == "monitor":
+            return
+        if outcome.result == attestation.UNAVAILABLE:
+            raise IssuerUnavailable("attestation keys unavailable")
+        raise OAuthError(
+            "invalid_attestation", f"app attestation failed ({outcome.result})", status=401
+        )
+
+    def _refresh_grant(self, request: TokenRequest) -> dict[str, Any]:
+        form = request.form
         token = form.get("refresh_token", "")
         if not token:
             raise OAuthError("invalid_request", "refresh_token is required")
+        key = self._key("refresh")
         try:
-            grant = self._refresh.rotate(self._key("refresh"), token)
+            self._refresh.authenticate(key, token)  # a forged token costs one HMAC, no more
+            jkt = self._proof(request, required=True)
+            assert jkt is not None
+            grant = self._refresh.rotate(key, token, jkt)
         except InvalidRefreshToken as exc:
             raise OAuthError("invalid_grant", str(exc)) from None
         scope = _scope(form.get("scope"), grant.scope)
         principal = Principal(grant.subject, grant.client_id, grant.scope)
-        access = self._access_token(principal, scope, grant.subject)
-        return self._response(access, scope, refresh_token=grant.token)
+        access = self._access_token(principal, scope, grant.subject, grant.jkt)
+        return self._response(access, scope, True, refresh_token=grant.token)

@@ -9,10 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from origin.secrets.client import VaultClient
 from origin.secrets.snapshot import describe_error
 
 log = logging.getLogger("outpost.origin.jwks")
+
+# Transit key type -> the JWS algorithm its signatures make.
+JWS_ALGORITHMS = {"ed25519": "EdDSA", "rsa-2048": "RS256", "rsa-3072": "RS256", "rsa-4096": "RS256"}
 
 
 def b64url(data: bytes) -> str:
@@ -24,27 +30,34 @@ def kid_for(key_name: str, version: int) -> str:
     return f"{key_name}-v{version}"
 
 
+def _public_jwk(key_type: str, public_key: str) -> dict[str, Any]:
+    """The JWK of one transit key version's public half (ed25519: raw base64; rsa: PEM)."""
+    if key_type == "ed25519":
+        raw = base64.b64decode(public_key)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "alg": "EdDSA"}
+    numbers = serialization.load_pem_public_key(public_key.encode()).public_numbers()
+    assert isinstance(numbers, rsa.RSAPublicNumbers)
+
+    def big(n: int) -> str:
+        return b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+    return {"kty": "RSA", "n": big(numbers.n), "e": big(numbers.e), "alg": "RS256"}
+
+
 def jwks_from_transit(key_name: str, key_data: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7517 JWK set (OKP/Ed25519) for every key version transit still accepts."""
-    if key_data.get("type") != "ed25519":
-        raise ValueError(f"transit key {key_name} is {key_data.get('type')}, expected ed25519")
+    """RFC 7517 JWK set for every key version transit still accepts (ed25519 -> EdDSA keys;
+    rsa-2048/3072/4096 -> RS256 keys)."""
+    key_type = str(key_data.get("type"))
+    if key_type not in JWS_ALGORITHMS:
+        raise ValueError(f"transit key {key_name} is {key_type}, expected ed25519 or rsa")
     min_version = int(key_data.get("min_decryption_version") or 1)
     keys = []
     for version_str, entry in sorted(key_data.get("keys", {}).items(), key=lambda kv: int(kv[0])):
         version = int(version_str)
         if version < min_version or not isinstance(entry, Mapping):
             continue
-        raw = base64.b64decode(entry["public_key"])
-        keys.append(
-            {
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": b64url(raw),
-                "kid": kid_for(key_name, version),
-                "alg": "EdDSA",
-                "use": "sig",
-            }
-        )
+        jwk = _public_jwk(key_type, entry["public_key"])
+        keys.append({**jwk, "kid": kid_for(key_name, version), "use": "sig"})
     return {"keys": keys}
 
 
@@ -52,20 +65,22 @@ def jwks_from_transit(key_name: str, key_data: Mapping[str, Any]) -> dict[str, A
 class JwksState:
     document: dict[str, Any]
     latest_version: int
+    alg: str = "EdDSA"
 
 
 class JwksCache:
     """Last good JWKS document plus the transit key's latest version (the one to sign with)."""
 
-    def __init__(self, client: VaultClient) -> None:
+    def __init__(self, client: VaultClient, key_name: str | None = None) -> None:
         self._client = client
+        self._key_name = key_name or client.settings.transit_key
         self._state: JwksState | None = None
         self._reason: str | None = "jwks not loaded yet"
         self._lock = threading.Lock()
 
     @property
     def key_name(self) -> str:
-        return self._client.settings.transit_key
+        return self._key_name
 
     @property
     def state(self) -> JwksState | None:
@@ -81,10 +96,11 @@ class JwksCache:
 
     def load(self) -> JwksState:
         """Read the transit key (blocking) and swap the cached document in."""
-        data = self._client.read_transit_key()
+        data = self._client.read_transit_key(self._key_name)
         state = JwksState(
             document=jwks_from_transit(self.key_name, data),
             latest_version=int(data["latest_version"]),
+            alg=JWS_ALGORITHMS[str(data.get("type"))],
         )
         with self._lock:
             old = self._state

@@ -36,6 +36,23 @@ class VaultMetrics:
         self.jwks_keys = Gauge(
             "outpost_jwks_keys", "Public keys currently published in the JWKS.", registry=r
         )
+        self.registrations_limited = Counter(
+            "outpost_registrations_limited_total",
+            "Device registrations refused with 429, by cap (address or app).",
+            ["cap"],
+            registry=r,
+        )
+        self.attestations = Counter(
+            "outpost_attestation_checks_total",
+            "App attestation checks at registration, by app, mode and result.",
+            ["app", "mode", "result"],
+            registry=r,
+        )
+        self.refresh_purged = Counter(
+            "outpost_refresh_families_purged_total",
+            "Expired or unusable refresh-token families deleted from Vault.",
+            registry=r,
+        )
         self.token_renewals = Counter(
             "outpost_vault_token_renewals_total",
             "Vault token renewals and re-logins.",

@@ -1,4 +1,5 @@
-"""HTTP surface of the token issuer: `POST /oauth/token`, JWKS and OpenID discovery."""
+"""HTTP surface of the token issuer: `POST /oauth/token`, JWKS and OpenID discovery, and (in
+development) the local attestation issuer."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from origin.identity.issuer import GRANTS, SCOPES, IssuerUnavailable, OAuthError, TokenIssuer
+from origin.identity.attestation import LocalAttestationIssuer
+from origin.identity.credentials import verify_api_key
+from origin.identity.issuer import (
+    GRANTS,
+    SCOPES,
+    IssuerUnavailable,
+    OAuthError,
+    RegistrationLimited,
+    TokenIssuer,
+    TokenRequest,
+)
 from origin.identity.jwks import JwksCache
 from origin.identity.metrics import VaultMetrics
 from origin.identity.settings import IdentitySettings
@@ -65,6 +76,50 @@ def _basic_auth(header: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
+def limited(request: Request, exc: RegistrationLimited) -> Response:
+    """429 as problem+json that also carries the OAuth error members, so both kinds of client
+    read it (RFC 9457 allows extension members)."""
+    detail = (
+        f"Too many device registrations from this {'address' if exc.cap == 'address' else 'app'}"
+        f"; retry in {exc.retry_after} s."
+    )
+    prob = Problem(
+        429,
+        "registration-rate-limited",
+        detail,
+        title="Too Many Requests",
+        headers={**NO_STORE, "Retry-After": str(exc.retry_after)},
+        error="temporarily_unavailable",
+        error_description=detail,
+    )
+    return problem_response(prob, request_id(request))
+
+
+def key_set(request: Request, settings: IdentitySettings, jwks: JwksCache) -> Response:
+    """A cached JWKS document, or 503 until it was first read from Vault."""
+    doc = jwks.document()
+    if doc is None:
+        return problem(
+            request,
+            503,
+            "jwks-unavailable",
+            "Signing keys not loaded yet",
+            "The key set has not been read from Vault yet; retry later.",
+            **{"Retry-After": str(settings.retry_after)},
+        )
+    return JSONResponse(
+        doc,
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
+    )
+
+
+def _one_header(request: Request, name: str) -> str | None:
+    """A header that must appear at most once (two DPoP proofs are refused as one bad proof)."""
+    values = request.headers.getlist(name)
+    return ", ".join(values) if values else None
+
+
 async def _read_form(request: Request) -> dict[str, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
@@ -93,18 +148,29 @@ def build_router(
     metrics: VaultMetrics,
     *,
     on_unavailable: Callable[[str], None] | None = None,
+    local_attestation: LocalAttestationIssuer | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["identity"])
 
-    @router.post("/oauth/token", summary="OAuth 2.0 token endpoint (RFC 6749)")
+    @router.post("/oauth/token", summary="OAuth 2.0 token endpoint (RFC 6749, DPoP RFC 9449)")
     async def token(request: Request) -> Any:
         try:
             basic = _basic_auth(request.headers.get("authorization"))
             form = await _read_form(request)
-            result = await asyncio.to_thread(issuer.issue, form, basic)
+            token_request = TokenRequest(
+                form,
+                basic,
+                dpop=_one_header(request, "dpop"),
+                client_address=request.client.host if request.client else "",
+                attestation=request.headers.get(settings.attestation_header),
+            )
+            result = await asyncio.to_thread(issuer.issue, token_request)
         except OAuthError as err:
             metrics.token_errors.labels(err.error).inc()
             return oauth_error(request, err)
+        except RegistrationLimited as exc:
+            metrics.token_errors.labels("rate_limited").inc()
+            return limited(request, exc)
         except IssuerUnavailable as exc:
             if on_unavailable is not None:
                 on_unavailable(exc.reason)
@@ -125,21 +191,7 @@ def build_router(
 
     @router.get("/.well-known/jwks.json", summary="JSON Web Key Set (RFC 7517)")
     async def jwks_document(request: Request) -> Any:
-        doc = jwks.document()
-        if doc is None:
-            return problem(
-                request,
-                503,
-                "jwks-unavailable",
-                "Signing keys not loaded yet",
-                "The key set has not been read from Vault yet; retry later.",
-                **{"Retry-After": str(settings.retry_after)},
-            )
-        return JSONResponse(
-            doc,
-            media_type="application/jwk-set+json",
-            headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
-        )
+        return key_set(request, settings, jwks)
 
     @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
     async def discovery() -> Any:
@@ -154,6 +206,7 @@ def build_router(
                     "client_secret_basic",
                     "client_secret_post",
                 ],
+                "dpop_signing_alg_values_supported": list(settings.dpop_algorithms),
                 "scopes_supported": list(SCOPES),
                 "response_types_supported": ["token"],
                 "subject_types_supported": ["public"],
@@ -163,4 +216,48 @@ def build_router(
             headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
         )
 
+    if local_attestation is not None:
+        _local_attestation_routes(router, settings, issuer, local_attestation)
     return router
+
+
+def _local_attestation_routes(
+    router: APIRouter,
+    settings: IdentitySettings,
+    issuer: TokenIssuer,
+    local: LocalAttestationIssuer,
+) -> None:
+    """The local attestation issuer (development only: `local_attestation`)."""
+
+    @router.post(
+        "/attestation/local/token",
+        summary="Local attestation token for an app (development stand-in for App Check)",
+    )
+    async def local_attestation_token(request: Request) -> Any:
+        try:
+            form = await _read_form(request)
+            api_key = form.get("api_key", "")
+            apps = issuer.snapshot.get("apps") or {}
+            principal = verify_api_key(issuer.pepper(), apps, api_key) if api_key else None
+            if principal is None:
+                raise OAuthError("invalid_client", "unknown, revoked or wrong api_key", 401)
+            token = await asyncio.to_thread(local.mint, principal.client_id)
+        except OAuthError as err:
+            return oauth_error(request, err)
+        except Exception as exc:  # Vault transit or the snapshot unavailable
+            log.warning("local attestation unavailable: %s", type(exc).__name__)
+            return problem(
+                request,
+                503,
+                "token-issuing-unavailable",
+                "Token issuing is temporarily unavailable",
+                "The signing service (Vault transit) cannot be reached; retry later.",
+                **{"Retry-After": str(settings.retry_after)},
+            )
+        return JSONResponse(
+            {"token": token, "ttl": settings.local_attestation_ttl}, headers=NO_STORE
+        )
+
+    @router.get("/attestation/local/jwks.json", summary="Keys of the local attestation issuer")
+    async def local_attestation_jwks(request: Request) -> Any:
+        return key_set(request, settings, local.jwks)

@@ -1,4 +1,5 @@
-"""JWS compact serialisation with the signature made by Vault transit (ed25519 -> EdDSA).
+"""JWS compact serialisation with the signature made by Vault transit (ed25519 -> EdDSA, and
+RSA -> RS256 for the local attestation issuer).
 
 The private key never leaves Vault: we send the JWS signing input to `transit/sign/<key>` with the
 key version pinned to the one named in the header's `kid`.
@@ -33,10 +34,13 @@ class TransitJwtSigner:
         if state is None:
             state = self._jwks.load()
         version = state.latest_version
-        header = {"alg": "EdDSA", "typ": "JWT", "kid": kid_for(self._jwks.key_name, version)}
+        header = {"alg": state.alg, "typ": "JWT", "kid": kid_for(self._jwks.key_name, version)}
         signing_input = f"{_segment(header)}.{_segment(claims)}"
         signature = self._client.sign(
-            base64.b64encode(signing_input.encode()).decode(), key_version=version
+            base64.b64encode(signing_input.encode()).decode(),
+            key_version=version,
+            key_name=self._jwks.key_name,
+            rsa_pkcs1v15=state.alg == "RS256",
         )
         prefix, _, sig_b64 = signature.rpartition(":")
         if prefix != f"vault:v{version}":

@@ -257,20 +257,39 @@ class VaultClient:
 
         return self.call(run)
 
-    def read_transit_key(self) -> dict[str, Any]:
+    def delete_kv(self, path: str) -> None:
+        """Delete every version and the metadata of the secret at `path` (absent: no-op)."""
+        self.call(
+            lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
+                path=path, mount_point=self.settings.kv_mount
+            )
+        )
+
+    def read_transit_key(self, name: str | None = None) -> dict[str, Any]:
+        """Public half and versions of transit key `name` (default: the JWT signing key)."""
         return self.call(
             lambda c: c.secrets.transit.read_key(
-                self.settings.transit_key, mount_point=self.settings.transit_mount
+                name or self.settings.transit_key, mount_point=self.settings.transit_mount
             )["data"]
         )
 
-    def sign(self, data_b64: str, key_version: int | None = None) -> str:
-        """Transit signature (`vault:v<N>:<base64>`) over base64 `data_b64`."""
+    def sign(
+        self,
+        data_b64: str,
+        key_version: int | None = None,
+        *,
+        key_name: str | None = None,
+        rsa_pkcs1v15: bool = False,
+    ) -> str:
+        """Transit signature (`vault:v<N>:<base64>`) over base64 `data_b64`; `rsa_pkcs1v15`
+        for an RSA key signing RS256 (PKCS#1 v1.5 over SHA-256)."""
+        extra = {"hash_algorithm": "sha2-256", "signature_algorithm": "pkcs1v15"}
         return self.call(
             lambda c: c.secrets.transit.sign_data(
-                self.settings.transit_key,
+                key_name or self.settings.transit_key,
                 hash_input=data_b64,
                 key_version=key_version,
                 mount_point=self.settings.transit_mount,
+                **(extra if rsa_pkcs1v15 else {}),
             )["data"]["signature"]
         )

@@ -107,13 +107,32 @@ def build_app(secrets_c: SecretsComponent, identity: IdentityComponent) -> FastA
     return app
 
 
+ISSUER = "http://issuer.test"
+# What a device signs as its proofs' `htu` when the test calls the origin directly.
+TOKEN_ENDPOINT = f"{ISSUER}/oauth/token"
+
+
+def identity_settings(**overrides: object) -> IdentitySettings:
+    """The tests' issuer; registration caps high enough for a whole session of registrations
+    from one address (tests/vault/test_registration_caps.py sets its own)."""
+    base: dict[str, object] = {
+        "issuer": ISSUER,
+        "jwks_refresh_interval": 0.5,
+        "register_per_address": 10_000,
+        "register_per_app": 10_000,
+    }
+    base.update(overrides)
+    return IdentitySettings(**base)
+
+
 def identity_stack(
-    addr: str, creds: AppRoleCredentials, **vault_overrides: object
+    addr: str,
+    creds: AppRoleCredentials,
+    identity: IdentitySettings | None = None,
+    **vault_overrides: object,
 ) -> tuple[SecretsComponent, IdentityComponent]:
     sc = SecretsComponent(vault_settings(addr, **vault_overrides), credentials=creds)
-    ic = IdentityComponent(
-        IdentitySettings(issuer="http://issuer.test", jwks_refresh_interval=0.5), sc
-    )
+    ic = IdentityComponent(identity or identity_settings(), sc)
     return sc, ic
 
 

@@ -9,7 +9,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.vault.conftest import DevVault, ServedApp
+from outpost import devicekey
+from outpost.devicekey import DeviceKey
+from tests.vault.conftest import TOKEN_ENDPOINT, DevVault, ServedApp
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -35,18 +37,17 @@ def client_credentials(url: str, boot, **extra) -> httpx.Response:
     return httpx.post(f"{url}/oauth/token", data=data, timeout=10)
 
 
-def register_device(url: str, boot, device_id: str = "device-0001") -> httpx.Response:
-    data = {
-        "grant_type": "urn:outpost:params:oauth:grant-type:device-registration",
-        "api_key": boot.demo_api_key,
-        "device_id": device_id,
-    }
-    return httpx.post(f"{url}/oauth/token", data=data, timeout=10)
+def register_device(url: str, boot, key: DeviceKey) -> httpx.Response:
+    """Register as a phone would: the app's API key plus a proof from the device's own key."""
+    with httpx.Client(timeout=10) as client:
+        return devicekey.register(
+            client, f"{url}/oauth/token", boot.demo_api_key, key, htu=TOKEN_ENDPOINT
+        )
 
 
-def refresh(url: str, token: str) -> httpx.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": token}
-    return httpx.post(f"{url}/oauth/token", data=data, timeout=10)
+def refresh(url: str, token: str, key: DeviceKey) -> httpx.Response:
+    with httpx.Client(timeout=10) as client:
+        return devicekey.refresh(client, f"{url}/oauth/token", token, key, htu=TOKEN_ENDPOINT)
 
 
 def test_client_credentials_token_verifies_via_jwks(served: ServedApp, dev_vault: DevVault):
@@ -145,33 +146,39 @@ def test_wrong_content_type_repeated_params_and_bad_scope(served: ServedApp, dev
 
 
 def test_device_registration_then_refresh_rotation(served: ServedApp, dev_vault: DevVault):
-    first = register_device(served.url, dev_vault.boot, "phone-rotation-1")
+    key = DeviceKey()
+    first = register_device(served.url, dev_vault.boot, key)
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["device_id"] == "phone-rotation-1"
+    assert body["device_id"] == key.jkt  # the id is the key's thumbprint, not a claim
+    assert body["token_type"] == "DPoP"
     claims = verify(served.url, body["access_token"])
-    assert claims["sub"] == "device:demo-app:phone-rotation-1"
-    second = refresh(served.url, body["refresh_token"])
+    assert claims["sub"] == f"device:demo-app:{key.jkt}"
+    assert claims["cnf"] == {"jkt": key.jkt}
+    second = refresh(served.url, body["refresh_token"], key)
     assert second.status_code == 200, second.text
     rotated = second.json()
     assert rotated["refresh_token"] != body["refresh_token"]
     assert verify(served.url, rotated["access_token"])["sub"] == claims["sub"]
-    third = refresh(served.url, rotated["refresh_token"])
+    assert verify(served.url, rotated["access_token"])["cnf"] == {"jkt": key.jkt}
+    third = refresh(served.url, rotated["refresh_token"], key)
     assert third.status_code == 200, third.text
 
 
 def test_refresh_token_reuse_revokes_the_family(served: ServedApp, dev_vault: DevVault):
-    rt1 = register_device(served.url, dev_vault.boot, "phone-reuse-1").json()["refresh_token"]
-    rt2 = refresh(served.url, rt1).json()["refresh_token"]
-    reused = refresh(served.url, rt1)  # an attacker (or a bug) replays the old token
+    key = DeviceKey()
+    rt1 = register_device(served.url, dev_vault.boot, key).json()["refresh_token"]
+    rt2 = refresh(served.url, rt1, key).json()["refresh_token"]
+    reused = refresh(served.url, rt1, key)  # a bug (or a thief with the key) replays it
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
     assert "revoked" in reused.json()["error_description"]
     # The legitimate holder's current token dies with the family.
-    after = refresh(served.url, rt2)
+    after = refresh(served.url, rt2, key)
     assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
     # Other families are untouched.
-    other = register_device(served.url, dev_vault.boot, "phone-reuse-2").json()["refresh_token"]
-    assert refresh(served.url, other).status_code == 200
+    other_key = DeviceKey()
+    other = register_device(served.url, dev_vault.boot, other_key).json()["refresh_token"]
+    assert refresh(served.url, other, other_key).status_code == 200
 
 
 def test_discovery_document(served: ServedApp):

@@ -18,6 +18,13 @@ path "secret/metadata/outpost/origin" {
 path "secret/data/outpost/origin-state/refresh/*" {
   capabilities = ["create", "read", "update"]
 }
+# Purge: list the families shard by shard and delete the expired and revoked ones (all versions).
+path "secret/metadata/outpost/origin-state/refresh" {
+  capabilities = ["list"]
+}
+path "secret/metadata/outpost/origin-state/refresh/*" {
+  capabilities = ["list", "delete"]
+}
 
 # JWT signing: private keys never leave Vault.
 path "transit/sign/outpost-jwt" {
@@ -25,6 +32,14 @@ path "transit/sign/outpost-jwt" {
 }
 # Public keys for the JWKS document.
 path "transit/keys/outpost-jwt" {
+  capabilities = ["read"]
+}
+
+# The local attestation issuer (development stand-in for App Check): sign, read its public key.
+path "transit/sign/outpost-attest" {
+  capabilities = ["update"]
+}
+path "transit/keys/outpost-attest" {
   capabilities = ["read"]
 }
 

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from outpost import devicekey
+from outpost.devicekey import DeviceKey
 from tests.conftest import ROOT
 
 DEVICE_GRANT = "urn:outpost:params:oauth:grant-type:device-registration"
@@ -36,35 +38,32 @@ def token_url(stack: dict[str, Any]) -> str:
     return stack["edge"]["url"] + "/oauth/token"
 
 
-def register_device(stack: dict[str, Any], api_key: str) -> dict[str, Any]:
-    resp = httpx.post(
-        token_url(stack),
-        data={"grant_type": DEVICE_GRANT, "api_key": api_key, "device_id": "device-resilience-1"},
-        timeout=15,
-    )
+def register_device(stack: dict[str, Any], api_key: str, key: DeviceKey) -> dict[str, Any]:
+    with httpx.Client(timeout=15) as client:
+        resp = devicekey.register(client, token_url(stack), api_key, key)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def refresh(stack: dict[str, Any], token: str) -> httpx.Response:
-    return httpx.post(
-        token_url(stack), data={"grant_type": "refresh_token", "refresh_token": token}, timeout=15
-    )
+def refresh(stack: dict[str, Any], token: str, key: DeviceKey) -> httpx.Response:
+    with httpx.Client(timeout=15) as client:
+        return devicekey.refresh(client, token_url(stack), token, key)
 
 
 def test_replayed_refresh_token_is_refused_and_revokes_the_family(
     running_stack: dict[str, Any], secrets: dict[str, str]
 ) -> None:
-    first = register_device(running_stack, secrets["api_key"])["refresh_token"]
-    rotated = refresh(running_stack, first)
+    key = DeviceKey()
+    first = register_device(running_stack, secrets["api_key"], key)["refresh_token"]
+    rotated = refresh(running_stack, first, key)
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()["refresh_token"]
-    replay = refresh(running_stack, first)
+    replay = refresh(running_stack, first, key)
     assert replay.status_code in {400, 401}, replay.text
     assert replay.json().get("error") == "invalid_grant"
     assert first not in replay.text
     # the family is revoked: the legitimately rotated token no longer works either
-    after = refresh(running_stack, second)
+    after = refresh(running_stack, second, key)
     assert after.status_code in {400, 401}, after.text
     assert second not in after.text
 
