@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
@@ -40,8 +40,27 @@ class StackSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface every component listens on.")
     vault_port: int = Field(8200, description="OpenBao's port.")
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
+    origin_grpc_ports: list[int] | None = Field(
+        None,
+        description="Each origin's OIP gRPC port, in the same order (default: its HTTP port + 10).",
+    )
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
     build_models: bool = Field(True, description="Build missing demo models before starting.")
+
+    @model_validator(mode="after")
+    def _one_grpc_port_per_origin(self) -> StackSettings:
+        if self.origin_grpc_ports is not None and len(self.origin_grpc_ports) != len(
+            self.origin_ports
+        ):
+            raise ValueError(
+                f"origin_grpc_ports needs one port per origin: {len(self.origin_grpc_ports)} "
+                f"given for {len(self.origin_ports)} origins"
+            )
+        return self
+
+    @property
+    def grpc_ports(self) -> list[int]:
+        return self.origin_grpc_ports or [p + 10 for p in self.origin_ports]
 
     @property
     def edge_url(self) -> str:
@@ -81,7 +100,10 @@ def stack_state(settings: StackSettings, vault_addr: str) -> dict[str, Any]:
     """The machine-readable description written to `.outpost/stack.json` (no secrets in it)."""
     return {
         "edge": {"url": settings.edge_url},
-        "origins": [{"url": f"http://{settings.host}:{p}"} for p in settings.origin_ports],
+        "origins": [
+            {"url": f"http://{settings.host}:{p}", "grpc": f"{settings.host}:{g}"}
+            for p, g in zip(settings.origin_ports, settings.grpc_ports, strict=True)
+        ],
         "vault": {"addr": vault_addr},
         "issuer": settings.edge_url,
         "token_command": [str(ROOT / "dev"), "token", "--state-file", str(settings.state_file)],
@@ -145,7 +167,7 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             "OUTPOST_IDENTITY_ISSUER": settings.edge_url,
         }
         origins = []
-        for port in settings.origin_ports:
+        for port, grpc_port in zip(settings.origin_ports, settings.grpc_ports, strict=True):
             name = f"origin-{len(origins) + 1}"
             origins.append(
                 sup.start(
@@ -158,6 +180,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                         settings.host,
                         "--port",
                         str(port),
+                        "--grpc-port",
+                        str(grpc_port),
                         "--models-dir",
                         str(settings.models_dir),
                     ],
@@ -212,8 +236,11 @@ def _print_welcome(settings: StackSettings, console: Console) -> None:
     edge = settings.edge_url
     console.rule("[bold green]Outpost is up")
     console.print(f"edge    {edge}   (what mobile apps call)")
-    for i, port in enumerate(settings.origin_ports, 1):
-        console.print(f"origin-{i} http://{settings.host}:{port}")
+    pairs = zip(settings.origin_ports, settings.grpc_ports, strict=True)
+    for i, (port, grpc_port) in enumerate(pairs, 1):
+        console.print(
+            f"origin-{i} http://{settings.host}:{port}   gRPC {settings.host}:{grpc_port}"
+        )
     console.print(f"vault   http://{settings.host}:{settings.vault_port}")
     console.print(f"state   {settings.state_file}")
     console.print("\nTry it (in another terminal):\n", style="bold")

@@ -61,12 +61,13 @@ class StackHandle:
 def start_stack(
     state_dir: Path, *, ports: list[int] | None = None, timeout: float = 300
 ) -> StackHandle:
-    """Run `python -m outpost up` (on free ports unless given: vault, origin, origin, edge).
+    """Run `python -m outpost up` (on free ports unless given: vault, origin, origin, edge, and
+    the two origins' gRPC ports).
 
     Demo models come from the shared build cache, so only the first run in a checkout builds them.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
-    ports = ports or [free_port() for _ in range(4)]
+    ports = ports or [free_port() for _ in range(6)]
     env = {
         **os.environ,
         "OUTPOST_STACK_STATE_DIR": str(state_dir),
@@ -86,6 +87,8 @@ def start_stack(
                 f"{ports[1]},{ports[2]}",
                 "--edge-port",
                 str(ports[3]),
+                "--origin-grpc-ports",
+                f"{ports[4]},{ports[5]}",
             ],
             cwd=ROOT,
             env=env,

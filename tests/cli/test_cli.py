@@ -81,3 +81,10 @@ def test_redaction_hides_secret_values_but_keeps_pointers_to_them() -> None:
         "transit_key": "outpost-jwt",
         "port": 8080,
     }
+
+
+def test_up_refuses_a_grpc_port_list_that_does_not_match_the_origins() -> None:
+    result = _outpost("up", "--origin-ports", "9101,9102", "--origin-grpc-ports", "9111")
+    assert result.returncode == 1
+    assert "origin_grpc_ports needs one port per origin: 1 given for 2 origins" in result.stderr
+    assert "Traceback" not in result.stderr
