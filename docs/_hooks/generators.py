@@ -241,7 +241,17 @@ _SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "malformed-request": (400, "The body is not valid JSON (origin).", "no: fix the request"),
     "malformed": (400, "The body is not valid JSON or not an object (edge).", "no"),
-    "binary-data-unsupported": (400, "OIP binary tensor extension is not supported.", "no"),
+    "malformed-tensor": (
+        400,
+        "OIP tensor bytes do not decode: binary sizes, BYTES lengths or shape disagree.",
+        "no: fix the request",
+    ),
+    "unknown-datatype": (400, "An OIP tensor's datatype is unknown or not supported.", "no"),
+    "unsupported-parameter": (
+        400,
+        "A Triton extension the origin lacks (shared memory, classification).",
+        "no",
+    ),
     "unauthorized": (401, "Missing, malformed, expired or unverifiable token.", "refresh once"),
     "forbidden": (403, "The token lacks the scope the endpoint needs.", "no"),
     "not-found": (404, "No such endpoint.", "no"),
@@ -255,7 +265,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "too-many-inputs": (422, "More inputs than one request may carry.", "no: split it"),
     "input-too-long": (422, "An input is over the model's limit (truncation: reject).", "no"),
     "wrong-task": (422, "The model does not do this task (e.g. embeddings).", "no"),
-    "unsupported-dimensions": (422, "`dimensions` differs from the model's.", "no"),
+    "unsupported-dimensions": (
+        400,
+        "`dimensions` is neither the model's size nor one of its Matryoshka sizes.",
+        "no",
+    ),
     "unknown-output": (422, "OIP request names an output the model lacks.", "no"),
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
     "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
@@ -700,6 +714,44 @@ def _gzip_table(data: dict[str, Any]) -> str:
     )
 
 
+def _transports(data: dict[str, Any]) -> str:
+    rows = []
+    for model, by_clients in data.get("results", {}).items():
+        for clients, cell in sorted(by_clients.items(), key=lambda kv: int(kv[0])):
+            ratio = data.get("ratios", {}).get(model, {}).get(clients, {})
+            rows.append(
+                (
+                    f"`{model}`",
+                    clients,
+                    *(round(cell[t]["rps"]) for t in ("http_json", "http_binary", "grpc")),
+                    f"{ratio.get('binary_over_json', '-')}x",
+                    f"{ratio.get('grpc_over_json', '-')}x",
+                    " / ".join(
+                        str(cell[t]["p50_ms"]) for t in ("http_json", "http_binary", "grpc")
+                    ),
+                )
+            )
+    inputs = "; ".join(f"`{m}`: {text}" for m, text in data.get("inputs", {}).items())
+    return (
+        f"Measured {data.get('when')} on {data.get('machine', {}).get('cpus')} CPUs, "
+        f"{data.get('rounds')} interleaved rounds of {data.get('seconds')} s per cell (medians). "
+        f"Inputs: {inputs}.\n\n"
+        + table(
+            [
+                "model",
+                "clients",
+                "HTTP JSON req/s",
+                "HTTP binary req/s",
+                "gRPC req/s",
+                "binary / JSON",
+                "gRPC / JSON",
+                "p50 ms (JSON / binary / gRPC)",
+            ],
+            rows,
+        )
+    )
+
+
 def quantization_table(models_dir: Path | None = None) -> str:
     """fp32 vs int8 numbers from the build stamps (`.build.json`) the model builder writes."""
     models_dir = models_dir or ROOT / "models"
@@ -761,13 +813,20 @@ def benchmarks_reference() -> str:
     if data:
         out.append("\n### Edge gzip (`bench/gzip_bench.py`)\n\n")
         out.append(_gzip_table(data))
+    out.append("\n### OIP transports (`bench/transports.py`)\n\n")
+    data = _load_result("transports.json")
+    out.append(
+        _transports(data)
+        if data
+        else _not_measured("transports.json", ".venv/bin/python bench/transports.py")
+    )
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
     out.append(quantization_table())
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
-        *("http_clients.json", "gzip.json"),
+        *("http_clients.json", "gzip.json", "transports.json"),
     }
     for path in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir() else []:
         if path.name not in known:
