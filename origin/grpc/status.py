@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from origin.problems import PROBLEM_TYPE, Problem
 
-_CODES: dict[int, grpc.StatusCode] = {
+STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
@@ -34,7 +34,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 def status_code(problem: Problem) -> grpc.StatusCode:
-    return _CODES.get(problem.status, grpc.StatusCode.INTERNAL)
+    return STATUS_CODES.get(problem.status, grpc.StatusCode.INTERNAL)
 
 
 def retry_after(problem: Problem) -> int | None:
