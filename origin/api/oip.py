@@ -1,6 +1,7 @@
 """Open Inference Protocol v2 REST (KServe v2 / Triton), JSON and binary tensors.
 
-A request without a Content-Type is read as JSON, as Triton reads it (tritonclient sends none).
+A request without a Content-Type is read as JSON, as Triton reads it (tritonclient sends none);
+a gzip or deflate body (`Content-Encoding`) is inflated, within the body limit.
 Tensors travel as JSON `data`, or with Triton's binary tensor data extension (both ways, every
 datatype, BYTES length-prefixed: see `origin.api.oip_binary`): inputs with a `binary_data_size`
 parameter take their bytes from after the JSON header, and outputs are answered as binary when
@@ -11,6 +12,7 @@ Every error is problem+json with an `error` member, which OIP clients read.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
@@ -128,12 +130,39 @@ def _check_media_type(request: Request) -> None:
     )
 
 
+def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """A gzip or deflate body (tritonclient's request_compression_algorithm), inflated to at
+    most `limit` bytes (413 beyond, so a small bomb cannot grow into memory)."""
+    if encoding is None or encoding.strip().lower() == "identity":
+        return body
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding.strip().lower())
+    if wbits is None:
+        raise Problem(
+            415, "unsupported-media-type", f"Content-Encoding {encoding!r}: use gzip or deflate"
+        )
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise Problem(400, "malformed-request", f"the body is not valid {encoding}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise Problem(
+            413, "payload-too-large", f"the inflated body exceeds the limit of {limit} bytes"
+        )
+    return out
+
+
 async def read_infer_request(
     request: Request, model: str, version: int | None
 ) -> tuple[InferRequest, InferCall]:
-    """Decode a JSON or binary-extension body: 415 / 400 / 422 problems."""
+    """Decode a JSON or binary-extension body: 415 / 400 / 413 / 422 problems."""
     _check_media_type(request)
-    header, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+    body = _decompress(
+        await request.body(),
+        request.headers.get("content-encoding"),
+        request.app.state.settings.max_body_bytes,
+    )
+    header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
     req = parse_json(header, InferRequest)
     oip_core.check_parameters("request", req.parameters)
     for out in req.outputs or []:

@@ -9,6 +9,7 @@ id and answered INTERNAL without detail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -153,6 +154,9 @@ class InferenceService:
                     problem.detail or problem.title,
                     trailing_metadata=problem_metadata(problem, rid),
                 )
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the client went away or its deadline passed
+                raise
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     raise

@@ -131,7 +131,9 @@ def test_tritonclient_through_the_edge_equals_the_json_path(triton, edge, auth):
     )
     np.testing.assert_array_equal(result.as_numpy("label"), ref["label"])
     assert triton.is_model_ready("iris", headers=dict(auth))
-    assert triton.get_model_metadata("iris", headers=dict(auth))["inputs"][0]["name"] == "float_input"
+    assert (
+        triton.get_model_metadata("iris", headers=dict(auth))["inputs"][0]["name"] == "float_input"
+    )
 
 
 def test_a_binary_request_sent_twice_is_a_cache_hit(edge, auth):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -155,6 +156,25 @@ def test_binary_framing_mistakes_are_clear_400s(client: httpx.Client):
         assert body["error"] == body["detail"] and body["request_id"], what
     r = client.post("/v2/models/emb/infer", **_binary_request(text, [overrun]))
     assert r.status_code == 400 and "element 0 says 50 bytes" in r.json()["error"], r.text
+
+
+def test_compressed_bodies_are_inflated_within_the_body_limit(client: httpx.Client):
+    body = json.dumps(_tensor_request()).encode()
+    assert (
+        client.post(
+            "/v2/models/iris/infer",
+            content=gzip.compress(body),
+            headers={"Content-Encoding": "gzip"},
+        ).status_code
+        == 200
+    )
+    bomb = gzip.compress(b" " * 10_000_000)  # ~10 kB on the wire, 10 MB inflated
+    r = client.post("/v2/models/iris/infer", content=bomb, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 413 and "inflated" in r.json()["error"]
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 400
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Encoding": "br"})
+    assert r.status_code == 415
 
 
 def test_unknown_json_datatype_is_a_400_naming_it(client: httpx.Client):

@@ -96,6 +96,20 @@ def test_http_client_json_tensors_and_requested_outputs(http_client, client):
     )
 
 
+def test_http_client_compressed_requests_and_answers(http_client, client):
+    ref = iris_json(client)
+    for algorithm in ("gzip", "deflate"):
+        result = http_client.infer(
+            "iris",
+            [http_input(httpclient, "float_input", ROWS, "FP32")],
+            request_compression_algorithm=algorithm,
+            response_compression_algorithm=algorithm,
+        )
+        np.testing.assert_array_equal(
+            result.as_numpy("probabilities"), ref["probabilities"].astype(np.float32)
+        )
+
+
 def test_http_client_bytes_in_and_out_for_text_models(http_client, client):
     result = http_client.infer("emb", [http_input(httpclient, "text", text_array(), "BYTES")])
     np.testing.assert_allclose(
