@@ -65,14 +65,14 @@ def text_array() -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- HTTP
-def http_input(module, name: str, array: np.ndarray, datatype: str):
+def tensor_input(module, name: str, array: np.ndarray, datatype: str):
     inp = module.InferInput(name, list(array.shape), datatype)
     inp.set_data_from_numpy(array)  # binary_data=True by default in both clients
     return inp
 
 
 def test_http_client_tensor_model_equals_the_json_path(http_client, client):
-    result = http_client.infer("iris", [http_input(httpclient, "float_input", ROWS, "FP32")])
+    result = http_client.infer("iris", [tensor_input(httpclient, "float_input", ROWS, "FP32")])
     ref = iris_json(client)
     np.testing.assert_array_equal(
         result.as_numpy("probabilities"), ref["probabilities"].astype(np.float32)
@@ -101,7 +101,7 @@ def test_http_client_compressed_requests_and_answers(http_client, client):
     for algorithm in ("gzip", "deflate"):
         result = http_client.infer(
             "iris",
-            [http_input(httpclient, "float_input", ROWS, "FP32")],
+            [tensor_input(httpclient, "float_input", ROWS, "FP32")],
             request_compression_algorithm=algorithm,
             response_compression_algorithm=algorithm,
         )
@@ -111,13 +111,13 @@ def test_http_client_compressed_requests_and_answers(http_client, client):
 
 
 def test_http_client_bytes_in_and_out_for_text_models(http_client, client):
-    result = http_client.infer("emb", [http_input(httpclient, "text", text_array(), "BYTES")])
+    result = http_client.infer("emb", [tensor_input(httpclient, "text", text_array(), "BYTES")])
     np.testing.assert_allclose(
         result.as_numpy("embedding"),
         text_json(client, "emb")["embedding"].astype(np.float32),
         atol=1e-6,
     )
-    result = http_client.infer("cls", [http_input(httpclient, "text", text_array(), "BYTES")])
+    result = http_client.infer("cls", [tensor_input(httpclient, "text", text_array(), "BYTES")])
     labels = [x.decode() for x in result.as_numpy("label")]
     assert labels == list(text_json(client, "cls")["label"])
 
@@ -135,18 +135,18 @@ def test_http_client_reads_every_error(http_client):
     cases = [
         (
             "no-such-model",
-            [http_input(httpclient, "float_input", ROWS, "FP32")],
+            [tensor_input(httpclient, "float_input", ROWS, "FP32")],
             "404",
             "does not exist",
         ),
         (
             "iris",
-            [http_input(httpclient, "float_input", ROWS[:, :3].copy(), "FP32")],
+            [tensor_input(httpclient, "float_input", ROWS[:, :3].copy(), "FP32")],
             "422",
             "shape",
         ),
-        ("iris", [http_input(httpclient, "wrong_name", ROWS, "FP32")], "422", "float_input"),
-        ("emb", [http_input(httpclient, "text", ROWS, "FP32")], "422", "BYTES"),
+        ("iris", [tensor_input(httpclient, "wrong_name", ROWS, "FP32")], "422", "float_input"),
+        ("emb", [tensor_input(httpclient, "text", ROWS, "FP32")], "422", "BYTES"),
     ]
     for model, inputs, status, words in cases:
         with pytest.raises(InferenceServerException) as info:
@@ -155,7 +155,7 @@ def test_http_client_reads_every_error(http_client):
         assert words in info.value.message(), info.value
     with pytest.raises(InferenceServerException) as info:
         http_client.infer(
-            "iris", [http_input(httpclient, "float_input", ROWS, "FP32")], model_version="9"
+            "iris", [tensor_input(httpclient, "float_input", ROWS, "FP32")], model_version="9"
         )
     assert info.value.status() == "404"
     with pytest.raises(InferenceServerException) as info:
@@ -163,14 +163,14 @@ def test_http_client_reads_every_error(http_client):
     assert info.value.status() == "404" and "does not exist" in info.value.message()
     big = np.zeros((5000, 4), np.float32)  # 80 kB over the fixture's 64 kB body limit
     with pytest.raises(InferenceServerException) as info:
-        http_client.infer("iris", [http_input(httpclient, "float_input", big, "FP32")])
+        http_client.infer("iris", [tensor_input(httpclient, "float_input", big, "FP32")])
     assert info.value.status() == "413"
 
 
 # ------------------------------------------------------------------------------------- gRPC
 def test_grpc_client_tensor_model_equals_the_json_path(grpc_client, client):
     result = grpc_client.infer(
-        "iris", [http_input(grpcclient, "float_input", ROWS, "FP32")], request_id="g-1"
+        "iris", [tensor_input(grpcclient, "float_input", ROWS, "FP32")], request_id="g-1"
     )
     ref = iris_json(client)
     np.testing.assert_array_equal(
@@ -183,7 +183,7 @@ def test_grpc_client_tensor_model_equals_the_json_path(grpc_client, client):
 
 
 def test_grpc_client_bytes_in_and_out_for_text_models(grpc_client, client):
-    result = grpc_client.infer("emb", [http_input(grpcclient, "text", text_array(), "BYTES")])
+    result = grpc_client.infer("emb", [tensor_input(grpcclient, "text", text_array(), "BYTES")])
     np.testing.assert_allclose(
         result.as_numpy("embedding"),
         text_json(client, "emb")["embedding"].astype(np.float32),
@@ -191,7 +191,7 @@ def test_grpc_client_bytes_in_and_out_for_text_models(grpc_client, client):
     )
     out = grpcclient.InferRequestedOutput("label")
     result = grpc_client.infer(
-        "cls", [http_input(grpcclient, "text", text_array(), "BYTES")], outputs=[out]
+        "cls", [tensor_input(grpcclient, "text", text_array(), "BYTES")], outputs=[out]
     )
     assert [x.decode() for x in result.as_numpy("label")] == list(text_json(client, "cls")["label"])
     assert result.as_numpy("probabilities") is None  # only what was asked for
@@ -208,13 +208,13 @@ def test_grpc_client_metadata_and_readiness(grpc_client):
 
 
 def test_grpc_client_reads_every_error(grpc_client):
-    ok = [http_input(grpcclient, "float_input", ROWS, "FP32")]
+    ok = [tensor_input(grpcclient, "float_input", ROWS, "FP32")]
     cases = [
         (lambda: grpc_client.infer("no-such-model", ok), "NOT_FOUND", "does not exist"),
         (lambda: grpc_client.infer("iris", ok, model_version="9"), "NOT_FOUND", "no version 9"),
         (
             lambda: grpc_client.infer(
-                "iris", [http_input(grpcclient, "float_input", ROWS[:, :3].copy(), "FP32")]
+                "iris", [tensor_input(grpcclient, "float_input", ROWS[:, :3].copy(), "FP32")]
             ),
             "INVALID_ARGUMENT",
             "shape",
@@ -225,7 +225,7 @@ def test_grpc_client_reads_every_error(grpc_client):
             # 80 kB over the 64 kB message limit: refused by gRPC itself, never a hang
             lambda: grpc_client.infer(
                 "iris",
-                [http_input(grpcclient, "float_input", np.zeros((5000, 4), np.float32), "FP32")],
+                [tensor_input(grpcclient, "float_input", np.zeros((5000, 4), np.float32), "FP32")],
             ),
             "RESOURCE_EXHAUSTED",
             "larger than max",
