@@ -228,10 +228,29 @@ async def _infer_text(
     return served, [("probabilities", matrix), ("label", top)]
 
 
+def _as_text(inp: InputTensor) -> Any:
+    """BYTES elements as str: onnxruntime's string tensors take Python text (bytes would be
+    turned into their repr), so they must be UTF-8 (422 naming the element otherwise)."""
+    if inp.datatype != "BYTES" or not isinstance(inp.data, np.ndarray):
+        return inp.data
+    out = np.empty(inp.data.shape, dtype=object)
+    for i, x in enumerate(inp.data.reshape(-1)):
+        try:
+            out[i] = x.decode("utf-8") if isinstance(x, bytes) else x
+        except UnicodeDecodeError:
+            raise Problem(
+                422,
+                "invalid-tensor",
+                f"input {inp.name!r}: element {i} is not valid UTF-8 (string tensors hold text)",
+                errors=[{"field": inp.name, "message": "not UTF-8"}],
+            ) from None
+    return out
+
+
 async def _infer_tensor(
     reg: ModelRegistry, call: InferCall
 ) -> tuple[ServedVersion, list[tuple[str, np.ndarray]]]:
-    tensors = {i.name: (i.datatype, list(i.shape), i.data) for i in call.inputs}
+    tensors = {i.name: (i.datatype, list(i.shape), _as_text(i)) for i in call.inputs}
 
     async def prepare(served: ServedVersion) -> tuple[list[Any], None]:
         try:
