@@ -66,6 +66,7 @@ ENV PATH=/opt/outpost/bin:$PATH \
     HF_HOME=/tmp/huggingface \
     OUTPOST_ORIGIN_HOST=0.0.0.0 \
     OUTPOST_ORIGIN_PORT=8080 \
+    OUTPOST_ORIGIN_GRPC_PORT=8081 \
     OUTPOST_ORIGIN_MODELS_DIR=/models
 RUN groupadd --system --gid 10001 outpost \
     && useradd --system --uid 10001 --gid outpost --no-create-home \
@@ -77,7 +78,8 @@ COPY origin ./origin
 # Models stay root-owned and read-only for the service user.
 COPY --from=models /src/models /models
 USER 10001:10001
-EXPOSE 8080
+# HTTP (OpenAI-compatible, OIP REST, health, metrics) and OIP gRPC.
+EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('OUTPOST_ORIGIN_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/v2/health/live', timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["python", "-m", "origin"]

@@ -39,7 +39,14 @@ class CacheTier(Protocol):
 
 
 # Response headers worth replaying from a cached entry.
-KEPT_HEADERS = ("content-type", "x-model-name", "x-model-version", "cache-control", "etag")
+KEPT_HEADERS = (
+    "content-type",
+    "x-model-name",
+    "x-model-version",
+    "cache-control",
+    "etag",
+    "inference-header-content-length",  # Triton's binary tensor framing of the answer
+)
 
 
 def parse_cache_control(value: str | None) -> dict[str, str | None]:

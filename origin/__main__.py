@@ -1,4 +1,7 @@
-"""`python -m origin [--host H] [--port P] [--models-dir DIR]` (env: OUTPOST_ORIGIN_*)."""
+"""`python -m origin [--host H] [--port P] [--grpc-port G] [--models-dir DIR]`.
+
+Every flag is also a setting: env vars OUTPOST_ORIGIN_*.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m origin", description=__doc__)
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--grpc-port", type=int, help="serve OIP gRPC on this port too")
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--log-level")
     parser.add_argument("--no-watch", action="store_true", help="disable hot reload")
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in {
             "host": args.host,
             "port": args.port,
+            "grpc_port": args.grpc_port,
             "models_dir": args.models_dir,
             "log_level": args.log_level,
         }.items()

@@ -14,6 +14,10 @@ Plug-in hook for other parts (identity, secrets): pass objects satisfying `Origi
 A component that fails to start is logged and reported as a startup error (the origin keeps
 serving models but is not ready). `extra_routers` mounts plain routers with no lifecycle.
 Components can reach shared state via `request.app.state` (`settings`, `registry`, `metrics`).
+
+With `settings.grpc_port` set, the OIP gRPC server (`origin.grpc.server.GrpcServer`) is the last
+component: it starts once the others have, on the same event loop, registry and batchers.
+`call_checks` (see `origin.grpc.checks`) run on every gRPC call before its handler.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, FastAPI
 
@@ -37,6 +41,9 @@ from origin.problems import install_problem_handlers
 from origin.repository.registry import ModelRegistry
 from origin.repository.watcher import watch_models
 from origin.settings import OriginSettings
+
+if TYPE_CHECKING:
+    from origin.grpc.checks import CallCheck
 
 log = logging.getLogger("origin")
 
@@ -59,6 +66,7 @@ def create_app(
     *,
     components: Sequence[OriginComponent] = (),
     extra_routers: Sequence[APIRouter] = (),
+    call_checks: Sequence[CallCheck] = (),
 ) -> FastAPI:
     """Build the origin FastAPI app; models load (and the watcher starts) in its lifespan."""
     settings = settings or OriginSettings()
@@ -85,7 +93,7 @@ def create_app(
                     ),
                     name="model-watcher",
                 )
-            for comp in components:
+            for comp in app.state.components:
                 try:
                     await comp.start()
                     started.append(comp)
@@ -126,6 +134,10 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.components = list(components)
+    if settings.grpc_port is not None:
+        from origin.grpc.server import GrpcServer  # grpcio only when gRPC is on
+
+        app.state.components.append(GrpcServer(app.state, call_checks))
     app.state.startup_error = None
     install_problem_handlers(app)
     install_openapi(app)

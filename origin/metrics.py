@@ -68,6 +68,19 @@ class OriginMetrics:
         self.inputs = Counter(
             "outpost_origin_inference_inputs", "Inputs inferred", ["model", "version"], registry=r
         )
+        self.grpc_requests = Counter(
+            "outpost_origin_grpc_requests",
+            "gRPC calls by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_request_seconds = Histogram(
+            "outpost_origin_grpc_request_duration_seconds",
+            "gRPC call duration",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
 
 
 class ModelObserver:

@@ -91,11 +91,12 @@ class OriginMiddleware:
                         f"request body exceeds the limit of {self.max_body} bytes",
                     ),
                     rid,
+                    scope.get("path"),
                 )
         except Exception:
             log.exception("unhandled error request_id=%s path=%s", rid, scope.get("path"))
             if not started:
-                await self._problem(send_wrapper, Problem(500, "internal"), rid)
+                await self._problem(send_wrapper, Problem(500, "internal"), rid, scope.get("path"))
         finally:
             route = _route_of(scope)
             elapsed = time.perf_counter() - start
@@ -112,8 +113,8 @@ class OriginMiddleware:
                 )
 
     @staticmethod
-    async def _problem(send: Send, problem: Problem, rid: str) -> None:
-        body = problem_body(problem, rid)
+    async def _problem(send: Send, problem: Problem, rid: str, path: str | None) -> None:
+        body = problem_body(problem, rid, path)
         await send(
             {
                 "type": "http.response.start",

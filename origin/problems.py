@@ -2,7 +2,9 @@
 
 Raise `Problem(status, slug, detail)` anywhere in a request; the handler renders
 `{"type": "urn:outpost:problem:<slug>", "title", "status", "detail", "request_id", ...}` with
-`Cache-Control: no-store`. Unexpected exceptions become a bare 500 `internal` (logged).
+`Cache-Control: no-store`. On the protocol routes the body also carries the `error` member their
+clients read: a string on `/v2` (Open Inference Protocol: tritonclient, KServe), an object with
+`message` on `/v1` (OpenAI's SDKs). Unexpected exceptions become a bare 500 `internal` (logged).
 """
 
 from __future__ import annotations
@@ -62,7 +64,18 @@ def request_id_of(scope_or_request: Any) -> str | None:
     return scope.get("state", {}).get("request_id") if isinstance(scope, dict) else None
 
 
-def problem_body(problem: Problem, request_id: str | None) -> bytes:
+def error_member(problem: Problem, path: str | None) -> str | dict[str, Any] | None:
+    """The `error` member the clients of `path`'s protocol read, if it has one."""
+    message = problem.detail or problem.title
+    if path is not None and (path == "/v2" or path.startswith("/v2/")):
+        return message
+    if path is not None and path.startswith("/v1/"):
+        fields = [e.get("field") for e in problem.extra.get("errors", ()) if isinstance(e, dict)]
+        return {"message": message, "type": problem.slug, "param": next(iter(fields), None)}
+    return None
+
+
+def problem_body(problem: Problem, request_id: str | None, path: str | None = None) -> bytes:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + problem.slug,
         "title": problem.title,
@@ -72,13 +85,16 @@ def problem_body(problem: Problem, request_id: str | None) -> bytes:
         body["detail"] = problem.detail
     body["request_id"] = request_id
     body.update(problem.extra)
+    error = error_member(problem, path)
+    if error is not None:
+        body["error"] = error
     return orjson.dumps(body)
 
 
-def problem_response(problem: Problem, request_id: str | None) -> Response:
+def problem_response(problem: Problem, request_id: str | None, path: str | None = None) -> Response:
     headers = {"Cache-Control": "no-store", **problem.headers}
     return Response(
-        problem_body(problem, request_id),
+        problem_body(problem, request_id, path),
         status_code=problem.status,
         media_type=MEDIA_TYPE,
         headers=headers,
@@ -103,7 +119,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem_response(exc, request_id_of(request))
+        return problem_response(exc, request_id_of(request), request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -111,7 +127,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}"
         problem = Problem(exc.status_code, detail=detail, headers=dict(exc.headers or {}))
-        return problem_response(problem, request_id_of(request))
+        return problem_response(problem, request_id_of(request), request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -120,14 +136,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(
                 Problem(400, "malformed-request", "request body is not valid JSON"),
                 request_id_of(request),
+                request.url.path,
             )
-        return problem_response(validation_problem(errors), request_id_of(request))
+        return problem_response(
+            validation_problem(errors), request_id_of(request), request.url.path
+        )
 
     async def on_error(request: Request, exc: Exception) -> Response:
         log.exception(
             "unhandled error request_id=%s route=%s", request_id_of(request), request.url.path
         )
-        return problem_response(Problem(500, "internal"), request_id_of(request))
+        return problem_response(Problem(500, "internal"), request_id_of(request), request.url.path)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -15,11 +15,23 @@ class OriginSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port.")
+    grpc_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="TCP port of the Open Inference Protocol gRPC server (inference."
+        "GRPCInferenceService and grpc.health.v1), on `host`; unset: no gRPC server.",
+    )
     models_dir: Path = Field(Path("models"), description="Model repository folder.")
     watch: bool = Field(True, description="Hot-reload models when the folder changes.")
     watch_debounce_ms: int = Field(300, ge=10, description="Quiet time before a rescan.")
     watch_force_polling: bool = Field(False, description="Poll instead of inotify.")
-    max_body_bytes: int = Field(1 << 20, ge=1, description="Request body limit (413 above).")
+    max_body_bytes: int = Field(
+        1 << 20,
+        ge=1,
+        description="Request body limit (413 above); also the largest gRPC message "
+        "(RESOURCE_EXHAUSTED above).",
+    )
     max_inputs_per_request: int = Field(256, ge=1, description="Inputs per request (422 above).")
     max_input_chars: int = Field(100_000, ge=1, description="Characters per text input.")
     inference_threads: int = Field(

@@ -70,6 +70,10 @@ def up(
     origin_ports: Annotated[
         str | None, typer.Option(help="Comma-separated origin ports (default 8101,8102).")
     ] = None,
+    origin_grpc_ports: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated OIP gRPC ports, one per origin (default: HTTP + 10)."),
+    ] = None,
     edge_port: Annotated[int | None, typer.Option(help="Edge port (default 8787).")] = None,
     edge_admin_port: Annotated[
         int | None,
@@ -100,6 +104,8 @@ def up(
 
     Defaults come from OUTPOST_STACK_* env vars; flags override them.
     """
+    from pydantic import ValidationError
+
     from outpost.stack import StackSettings, run_stack
 
     overrides: dict[str, object] = {
@@ -112,6 +118,9 @@ def up(
             "origin_ports": [int(p) for p in origin_ports.split(",")] if origin_ports else None,
             "host": host,
             "public_url": public_url,
+            "origin_grpc_ports": [int(p) for p in origin_grpc_ports.split(",")]
+            if origin_grpc_ports
+            else None,
         }.items()
         if v is not None
     }
@@ -119,7 +128,14 @@ def up(
         overrides["build_models"] = False
     if lan:
         overrides["lan"] = True
-    raise typer.Exit(run_stack(StackSettings(**overrides), console))
+    try:
+        settings = StackSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise OutpostError(
+            f"stack settings: {first['msg']}", hint="check the flags and OUTPOST_STACK_* variables"
+        ) from None
+    raise typer.Exit(run_stack(settings, console))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
@@ -68,11 +68,30 @@ class StackSettings(BaseSettings):
     )
     vault_port: int = Field(8200, description="OpenBao's port.")
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
+    origin_grpc_ports: list[int] | None = Field(
+        None,
+        description="Each origin's OIP gRPC port, in the same order (default: its HTTP port + 10).",
+    )
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
     edge_admin_port: int = Field(
         8788, description="The edge's internal listener (/metrics, detailed /healthz; loopback)."
     )
     build_models: bool = Field(True, description="Build missing demo models before starting.")
+
+    @model_validator(mode="after")
+    def _one_grpc_port_per_origin(self) -> StackSettings:
+        if self.origin_grpc_ports is not None and len(self.origin_grpc_ports) != len(
+            self.origin_ports
+        ):
+            raise ValueError(
+                f"origin_grpc_ports needs one port per origin: {len(self.origin_grpc_ports)} "
+                f"given for {len(self.origin_ports)} origins"
+            )
+        return self
+
+    @property
+    def grpc_ports(self) -> list[int]:
+        return self.origin_grpc_ports or [p + 10 for p in self.origin_ports]
 
     @property
     def edge_host(self) -> str:
@@ -208,7 +227,10 @@ def stack_state(
             "host": settings.edge_host,
             "admin_url": f"http://127.0.0.1:{settings.edge_admin_port}",
         },
-        "origins": [{"url": u} for u in settings.origin_urls()],
+        "origins": [
+            {"url": u, "grpc": f"{settings.origin_host}:{g}"}
+            for u, g in zip(settings.origin_urls(), settings.grpc_ports, strict=True)
+        ],
         "vault": {"addr": vault_addr, "state_dir": str(settings.state_dir / "vault")},
         "issuer": public_url,
         "token_command": [str(ROOT / "dev"), "token", "--state-file", str(settings.state_file)],
@@ -268,7 +290,9 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             bootstrap_local(vault_state, vault.addr)
         common_env = origin_env(settings, vault.addr, public_url)
         origins = []
-        for port, url in zip(settings.origin_ports, settings.origin_urls(), strict=True):
+        for port, grpc_port, url in zip(
+            settings.origin_ports, settings.grpc_ports, settings.origin_urls(), strict=True
+        ):
             name = f"origin-{len(origins) + 1}"
             origins.append(
                 sup.start(
@@ -281,6 +305,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                         settings.origin_host,
                         "--port",
                         str(port),
+                        "--grpc-port",
+                        str(grpc_port),
                         "--models-dir",
                         str(settings.models_dir),
                     ],
@@ -338,8 +364,11 @@ def _print_welcome(settings: StackSettings, public_url: str, console: Console) -
     edge = settings.edge_url
     console.rule("[bold green]Outpost is up")
     console.print(f"edge     {edge}   (what mobile apps call)", highlight=False)
-    for i, url in enumerate(settings.origin_urls(), 1):
-        console.print(f"origin-{i} {url}", highlight=False)
+    pairs = zip(settings.origin_urls(), settings.grpc_ports, strict=True)
+    for i, (url, grpc_port) in enumerate(pairs, 1):
+        console.print(
+            f"origin-{i} {url}   gRPC {settings.origin_host}:{grpc_port}", highlight=False
+        )
     console.print(f"vault    {url_for(settings.vault_host, settings.vault_port)}", highlight=False)
     console.print(f"state    {settings.state_file}", highlight=False)
     port = settings.edge_port

@@ -246,7 +246,17 @@ _SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "malformed-request": (400, "The body is not valid JSON (origin).", "no: fix the request"),
     "malformed": (400, "The body is not valid JSON or not an object (edge).", "no"),
-    "binary-data-unsupported": (400, "OIP binary tensor extension is not supported.", "no"),
+    "malformed-tensor": (
+        400,
+        "OIP tensor bytes do not decode: binary sizes, BYTES lengths or shape disagree.",
+        "no: fix the request",
+    ),
+    "unknown-datatype": (400, "An OIP tensor's datatype is unknown or not supported.", "no"),
+    "unsupported-parameter": (
+        400,
+        "A Triton extension the origin lacks (shared memory, classification).",
+        "no",
+    ),
     "unauthorized": (401, "Missing, malformed, expired or unverifiable token.", "refresh once"),
     "forbidden": (403, "The token lacks the scope the endpoint needs.", "no"),
     "attestation-failed": (
@@ -270,7 +280,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "too-many-inputs": (422, "More inputs than one request may carry.", "no: split it"),
     "input-too-long": (422, "An input is over the model's limit (truncation: reject).", "no"),
     "wrong-task": (422, "The model does not do this task (e.g. embeddings).", "no"),
-    "unsupported-dimensions": (422, "`dimensions` differs from the model's.", "no"),
+    "unsupported-dimensions": (
+        400,
+        "`dimensions` is neither the model's size nor one of its Matryoshka sizes.",
+        "no",
+    ),
     "unknown-output": (422, "OIP request names an output the model lacks.", "no"),
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
     "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
@@ -447,12 +461,113 @@ def openapi_markdown(doc: dict[str, Any], schemas_intro: str = "") -> str:
 
 
 def origin_api_reference() -> str:
-    """The origin's OpenAPI document as a page (origin.api.openapi_doc adds the request bodies)."""
-    return openapi_markdown(
-        origin_openapi(),
-        schemas_intro="Request bodies with unknown or wrong fields are answered `422` "
-        "problem+json naming the field.\n\n",
+    """The origin's OpenAPI document as a page (origin.api.openapi_doc adds the request bodies),
+    then the binary tensor extension and the gRPC service."""
+    return (
+        "## HTTP\n\n"
+        + openapi_markdown(
+            origin_openapi(),
+            schemas_intro="Request bodies with unknown or wrong fields are answered `422` "
+            "problem+json naming the field.\n\n",
+        )
+        + binary_tensors_reference()
+        + grpc_api_reference()
     )
+
+
+def binary_tensors_reference() -> str:
+    from origin.api.oip_binary import DATATYPES
+
+    return (
+        "## Binary tensor data (OIP REST)\n\n"
+        "`POST /v2/models/{model}[/versions/{version}]/infer` also takes and gives tensors as "
+        "bytes, as Triton's binary tensor data extension defines (tritonclient's default). The "
+        "body is the JSON request followed by the tensor bytes; the `Inference-Header-Content-"
+        "Length` header gives the JSON's length, and each binary input says its byte count in "
+        "`parameters.binary_data_size`, in input order. Ask for binary outputs with "
+        "`parameters.binary_data: true` on a requested output, or `binary_data_output: true` on "
+        "the request: the answer is then `application/octet-stream` with the same framing. A "
+        "body without a Content-Type is read as JSON.\n\n"
+        "Bytes are little-endian and row-major; BOOL is one byte (0 or 1); each BYTES element is "
+        "a 4-byte little-endian length followed by its bytes. Datatypes: "
+        + ", ".join(f"`{d}`" for d, dtype in DATATYPES.items() if dtype is not None)
+        + " (`BF16` is refused). A body whose bytes do not decode (a header length past the end, "
+        "sizes that overrun or leave bytes over, a BYTES length past its data, a byte count that "
+        "does not fill the shape, an unknown datatype) is a `400`; a decodable tensor the model "
+        "does not take is a `422`. Every error body carries `error` (the detail), which OIP "
+        "clients read.\n\n"
+    )
+
+
+def _field_type(field: Any) -> str:
+    if field.message_type is not None:
+        entry = field.message_type.GetOptions().map_entry
+        if entry:
+            key, value = field.message_type.fields
+            return f"map<{_field_type(key)}, {_field_type(value)}>"
+        return field.message_type.name
+    names = {
+        v: k.removeprefix("TYPE_").lower()
+        for k, v in vars(type(field)).items()
+        if k.startswith("TYPE_") and isinstance(v, int)
+    }
+    return names[field.type]
+
+
+def _field_label(field: Any) -> str:
+    """`repeated string`, `map<string, InferParameter>`, `bool`, ..."""
+    is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        repeated = field.label == field.LABEL_REPEATED
+    return ("repeated " if repeated and not is_map else "") + _field_type(field)
+
+
+def grpc_api_reference() -> str:
+    """`inference.GRPCInferenceService` from the descriptor the origin serves."""
+    from origin.grpc import protocol
+    from origin.grpc.status import STATUS_CODES
+
+    out = [
+        "## Open Inference Protocol over gRPC\n\n"
+        f"`{protocol.SERVICE.full_name}`, as KServe's `grpc_predict_v2.proto` and Triton define "
+        "it (tritonclient[grpc] and KServe's clients work unchanged), on the port set by "
+        "`OUTPOST_ORIGIN_GRPC_PORT` (`--grpc-port`), next to the standard `grpc.health.v1.Health` "
+        'service (overall status `""` and the inference service follow readiness). Inputs come as '
+        "`raw_input_contents` (same bytes as the binary extension) or typed `contents`; outputs "
+        "are answered as `raw_output_contents`. Messages are limited to `max_body_bytes`.\n\n",
+        table(
+            ["call", "request", "response"],
+            [
+                (f"`{m.name}`", m.input_type.name, m.output_type.name)
+                for m in protocol.SERVICE.methods
+            ],
+        ),
+        "\nErrors use the HTTP problem taxonomy as status codes; the trailing metadata carries "
+        "`x-request-id` and `problem-type`, and with a retry delay (overload, not ready) a "
+        "`google.rpc.RetryInfo` in `grpc-status-details-bin` plus `retry-after` (seconds).\n\n",
+        table(
+            ["HTTP status", "gRPC status"],
+            [(status, f"`{code.name}`") for status, code in sorted(STATUS_CODES.items())],
+        ),
+        "\n### Messages\n\n",
+    ]
+
+    def message(desc: Any, prefix: str = "") -> None:
+        name = prefix + desc.name
+        rows = [(_code(f.name), f.number, _code(_field_label(f))) for f in desc.fields]
+        out.append(
+            f"#### `{name}`\n\n"
+            + (table(["field", "number", "type"], rows) if rows else "No fields.\n")
+            + "\n"
+        )
+        for nested in desc.nested_types:
+            if not nested.GetOptions().map_entry:
+                message(nested, name + ".")
+
+    for desc in protocol.SERVICE.file.message_types_by_name.values():
+        message(desc)
+    return "".join(out)
 
 
 def _pretty_route(pattern: str) -> str:
@@ -843,6 +958,44 @@ def _gzip_table(data: dict[str, Any]) -> str:
     )
 
 
+def _transports(data: dict[str, Any]) -> str:
+    rows = []
+    for model, by_clients in data.get("results", {}).items():
+        for clients, cell in sorted(by_clients.items(), key=lambda kv: int(kv[0])):
+            ratio = data.get("ratios", {}).get(model, {}).get(clients, {})
+            rows.append(
+                (
+                    f"`{model}`",
+                    clients,
+                    *(round(cell[t]["rps"]) for t in ("http_json", "http_binary", "grpc")),
+                    f"{ratio.get('binary_over_json', '-')}x",
+                    f"{ratio.get('grpc_over_json', '-')}x",
+                    " / ".join(
+                        str(cell[t]["p50_ms"]) for t in ("http_json", "http_binary", "grpc")
+                    ),
+                )
+            )
+    inputs = "; ".join(f"`{m}`: {text}" for m, text in data.get("inputs", {}).items())
+    return (
+        f"Measured {data.get('when')} on {data.get('machine', {}).get('cpus')} CPUs, "
+        f"{data.get('rounds')} interleaved rounds of {data.get('seconds')} s per cell (medians). "
+        f"Inputs: {inputs}.\n\n"
+        + table(
+            [
+                "model",
+                "clients",
+                "HTTP JSON req/s",
+                "HTTP binary req/s",
+                "gRPC req/s",
+                "binary / JSON",
+                "gRPC / JSON",
+                "p50 ms (JSON / binary / gRPC)",
+            ],
+            rows,
+        )
+    )
+
+
 def quantization_table(models_dir: Path | None = None) -> str:
     """fp32 vs int8 numbers from the build stamps (`.build.json`) the model builder writes."""
     models_dir = models_dir or ROOT / "models"
@@ -904,13 +1057,20 @@ def benchmarks_reference() -> str:
     if data:
         out.append("\n### Edge gzip (`bench/gzip_bench.py`)\n\n")
         out.append(_gzip_table(data))
+    out.append("\n### OIP transports (`bench/transports.py`)\n\n")
+    data = _load_result("transports.json")
+    out.append(
+        _transports(data)
+        if data
+        else _not_measured("transports.json", ".venv/bin/python bench/transports.py")
+    )
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
     out.append(quantization_table())
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
-        *("http_clients.json", "gzip.json"),
+        *("http_clients.json", "gzip.json", "transports.json"),
     }
     others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
     others = [name for name in others if name not in known]

@@ -21,7 +21,7 @@ from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
 from edge.core.finish import Compressor, Cors, conditional, stamp
 from edge.core.plan import Plan, Planner
-from edge.core.problems import problem
+from edge.core.problems import problem, with_error_member
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.stats import Stats
 from edge.limits.ratelimit import RateLimiter
@@ -162,6 +162,7 @@ class EdgeApp:
 
     def _finish(self, req: EdgeRequest, resp: EdgeResponse, plan: Plan) -> None:
         stamp(resp, plan.rid, plan.limit_headers)
+        with_error_member(resp, req.path)
         self.cors.apply(req, resp)
         conditional(req, resp)
         self.compressor.apply(req, resp, plan.served_from)

@@ -1,5 +1,6 @@
 """Finishing a response, in small steps run in this order on every answer: stamping what every
-answer carries, CORS, conditional GETs (ETag / 304) and compression."""
+answer carries, the protocol's error member on the edge's own problems, CORS, conditional GETs
+(ETag / 304) and compression."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ EXPOSED = (
     "x-request-id, x-cache, x-model-name, x-model-version, etag, retry-after, "
     "ratelimit, ratelimit-policy"
 )
-_COMPRESSIBLE = ("application/json", "application/problem+json", "text/")
+# Problem answers are not compressed: they are small, and some clients (tritonclient) read an
+# error body without undoing its content coding.
+_COMPRESSIBLE = ("application/json", "text/")
 
 Gzip = Callable[[bytes, int], bytes]
 

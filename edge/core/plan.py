@@ -12,19 +12,19 @@ a repeat caller the whole plan is one synchronous call.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import re
 from dataclasses import dataclass, field
 
 from edge.auth.bearer import Authenticator, Principal
-from edge.cache import CachedResponse, CacheKey, body_digest, cache_key, client_bypass
+from edge.cache import CachedResponse, CacheKey, cache_key, client_bypass
 from edge.config import EdgeConfig
+from edge.core.body import ReadBody, Refusal, read_body
 from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.routes import Match, MethodNotAllowed, Route, match
-from edge.core.work import Work, work_of
+from edge.core.work import Work
 from edge.upstream.pool import ModelVersions
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -49,14 +49,6 @@ def request_id(req: EdgeRequest) -> str:
     """The client's `X-Request-ID` when it is a sane id, else a new one."""
     given = req.headers.get("x-request-id")
     return given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
-
-
-def is_json(content_type: str | None) -> bool:
-    """Whether a request's Content-Type is JSON (absent counts: clients often omit it)."""
-    if content_type is None or content_type == "application/json":
-        return True
-    media = content_type.split(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
 
 
 @dataclass(slots=True)
@@ -94,7 +86,7 @@ class Planner:
         self._auth = auth
         self._versions = versions
         self._pools = {o.pool for o in config.origins}
-        self._parsed: dict[tuple[str, bytes], tuple[str, bytes, Work]] = {}
+        self._parsed: dict[tuple[str, str, str, bytes], ReadBody] = {}
 
     def plan(self, req: EdgeRequest) -> Plan:
         """The plan for `req`, complete unless `verify` is set."""
@@ -145,17 +137,13 @@ class Planner:
         plan.subject = f"sub:{principal.subject}" if principal else f"ip:{req.client_ip}"
         if not plan.route.cacheable:
             return
-        rid = plan.rid
-        if not is_json(req.headers.get("content-type")):
-            plan.refusal = problem(415, "unsupported-media-type", "Send application/json.", rid)
-            return
-        parsed = self._parse(req.body, plan.route.name)
-        if isinstance(parsed, str):
-            plan.refusal = problem(400, "malformed", parsed, rid)
+        parsed = self._read(req, plan.route.name)
+        if isinstance(parsed, Refusal):
+            plan.refusal = problem(parsed.status, parsed.slug, parsed.detail, plan.rid)
             return
         m = plan.match
-        plan.model = m.model or parsed[0]
-        plan.work = parsed[2]
+        plan.model = m.model or parsed.model
+        plan.work = parsed.work
         plan.pool = self._pool_for(plan.model, req, plan.subject)
         cc, pragma = req.headers.get("cache-control"), req.headers.get("pragma")
         if cc or pragma:
@@ -163,31 +151,27 @@ class Planner:
             plan.read_cache, plan.store = not no_read, not no_store
         version = m.version or self._versions.get(plan.pool, plan.model)
         plan.key = cache_key(
-            plan.pool, plan.model, version, req.path, parsed[1], req.headers.get("accept", "")
+            plan.pool, plan.model, version, req.path, parsed.digest, req.headers.get("accept", "")
         )
 
-    def _parse(self, body: bytes, route: str) -> tuple[str, bytes, Work] | str:
-        """(the body's `model` field, its canonical digest, its work), or why the body is
-        refused."""
-        parsed = self._parsed.get((route, body))
-        if parsed is not None:
-            return parsed
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return "The body is not valid JSON."
-        if not isinstance(payload, dict):
-            return "The body must be a JSON object."
-        named = payload.get("model")
-        parsed = (
-            named if isinstance(named, str) else "",
-            body_digest(payload),
-            work_of(payload, route),
+    def _read(self, req: EdgeRequest, route: str) -> ReadBody | Refusal:
+        """`edge.core.body.read_body`, remembered for small bodies (a repeated request, such as
+        a cache hit, skips parsing and re-encoding)."""
+        h = req.headers
+        memo = (
+            route,
+            h.get("content-encoding", ""),
+            h.get("inference-header-content-length", ""),
+            req.body,
         )
-        if len(body) <= _PARSED_MAX_BODY:
+        found = self._parsed.get(memo)
+        if found is not None:
+            return found
+        parsed = read_body(req.body, h, route, self._config.max_request_bytes)
+        if isinstance(parsed, ReadBody) and len(req.body) <= _PARSED_MAX_BODY:
             if len(self._parsed) >= _PARSED_MAX_ENTRIES:
                 self._parsed.clear()
-            self._parsed[(route, body)] = parsed
+            self._parsed[memo] = parsed
         return parsed
 
     def _pool_for(self, model: str, req: EdgeRequest, subject: str) -> str:

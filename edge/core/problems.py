@@ -1,4 +1,9 @@
-"""RFC 9457 problem+json answers produced by the edge itself."""
+"""RFC 9457 problem+json answers produced by the edge itself.
+
+The clients of each protocol read errors their own way: Open Inference Protocol clients
+(tritonclient, KServe's) an `error` string, OpenAI's SDKs an `error` object with `message`,
+`type` and `param`. `with_error_member` adds the one a path's protocol expects, so one body
+serves both a problem+json reader and the protocol's client."""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Content Too Large",
+    414: "URI Too Long",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -46,4 +54,19 @@ def problem(
     }
     if headers:
         out.update(headers)
-    return EdgeResponse(status, out, json.dumps(body, separators=(",", ":")).encode())
+    return EdgeResponse(status, out, json.dumps(body, separators=(",", ":")).encode(), body)
+
+
+def with_error_member(resp: EdgeResponse, path: str) -> None:
+    """Add the `error` member `path`'s protocol reads to an edge-made problem answer."""
+    body = resp.problem
+    if body is None:
+        return
+    if path == "/v2" or path.startswith("/v2/"):
+        body["error"] = body["detail"]
+    elif path.startswith("/v1/"):
+        body["error"] = {"message": body["detail"], "type": body["type"].rsplit(":", 1)[-1]}
+        body["error"]["param"] = None
+    else:
+        return
+    resp.body = json.dumps(body, separators=(",", ":")).encode()

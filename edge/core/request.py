@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # pchar (RFC 3986 §3.3) plus "/": what a path may hold raw, besides "%" escapes; a query may
@@ -61,6 +62,9 @@ class EdgeResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # The members of a problem+json answer the edge made itself (the finishing steps add the
+    # protocol's own error member to them); None for any other answer.
+    problem: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

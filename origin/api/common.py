@@ -43,7 +43,11 @@ async def parse_body(request: Request, model: type[M]) -> M:
             "unsupported-media-type",
             f"send the body as application/json (got {media or 'no content type'!r})",
         )
-    body = await request.body()
+    return parse_json(await request.body(), model)
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    """Validate a JSON body: 400 when it is not JSON, 422 naming the fields otherwise."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -13,9 +13,10 @@ from origin.api.common import no_store
 router = APIRouter(tags=["health"])
 
 
-def health_summary(request: Request) -> dict[str, Any]:
-    """Readiness = at least one model ready and every component ready; plus degraded reasons."""
-    state = request.app.state
+def health_summary(state: Any) -> dict[str, Any]:
+    """Readiness = at least one model ready and every component ready; plus degraded reasons.
+
+    `state` is the app's state (`request.app.state`), so the gRPC server can ask too."""
     registry = state.registry
     degraded: list[str] = []
     components_ready = True
@@ -54,13 +55,13 @@ async def live() -> Response:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> Response:
-    ok = health_summary(request)["ready"]
+    ok = health_summary(request.app.state)["ready"]
     return no_store({"ready": ok}, 200 if ok else 503)
 
 
 @router.get("/healthz")
 async def healthz(request: Request) -> Response:
-    summary = health_summary(request)
+    summary = health_summary(request.app.state)
     return no_store(summary, 200 if summary["ready"] else 503)
 
 

@@ -1,37 +1,37 @@
-"""Open Inference Protocol v2 (KServe v2 REST), JSON tensors only.
+"""Open Inference Protocol v2 REST (KServe v2 / Triton), JSON and binary tensors.
 
-Text models take one BYTES input (shape [n] or [n, 1], data = strings) and return
-`embedding` FP32 [n, dim], or `probabilities` FP32 [n, classes] plus `label` BYTES [n].
-Tensor models take the graph's own inputs and return its outputs. The binary tensor data
-extension is not supported (400 with a clear detail); output `binary_data` requests are
-answered with JSON data, which Triton's client accepts.
+A request without a Content-Type is read as JSON, as Triton reads it (tritonclient sends none);
+a gzip or deflate body (`Content-Encoding`) is inflated, within the body limit.
+Tensors travel as JSON `data`, or with Triton's binary tensor data extension (both ways, every
+datatype, BYTES length-prefixed: see `origin.api.oip_binary`): inputs with a `binary_data_size`
+parameter take their bytes from after the JSON header, and outputs are answered as binary when
+the request asks (`binary_data` on a requested output, or the request-level
+`binary_data_output`). The operations themselves live in `origin.api.oip_core`, shared with gRPC.
+Every error is problem+json with an `error` member, which OIP clients read.
 """
 
 from __future__ import annotations
 
-import math
+import zlib
 from typing import Any
 
-import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from origin import __version__
-from origin.api.common import (
-    check_texts,
-    json_response,
-    no_store,
-    parse_body,
-    parse_version,
-    run_on_model,
-    tokenize,
-)
-from origin.engine.tasks import InputError, oip_output
+from origin.api import oip_core
+from origin.api.common import json_response, no_store, parse_json, parse_version
+from origin.api.oip_binary import binary_size, decode_raw, encode_raw, split_body, take_chunks
+from origin.api.oip_core import InferCall, InferOutcome, InputTensor
+from origin.engine.tasks import oip_output
 from origin.problems import Problem
-from origin.repository.registry import ModelRegistry, ServedVersion
+from origin.repository.registry import ModelRegistry
 
 router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
+
+BINARY_MEDIA_TYPE = "application/octet-stream"
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 class InferInput(BaseModel):
@@ -41,14 +41,18 @@ class InferInput(BaseModel):
     shape: list[int]
     datatype: str
     data: Any = None
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="`binary_data_size`: this input's bytes follow the JSON header."
+    )
 
 
 class RequestedOutput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="`binary_data`: answer this output as binary data (true/false)."
+    )
 
 
 class InferRequest(BaseModel):
@@ -57,7 +61,9 @@ class InferRequest(BaseModel):
     id: str | None = None
     inputs: list[InferInput] = Field(min_length=1)
     outputs: list[RequestedOutput] | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="`binary_data_output`: answer every output as binary data."
+    )
 
 
 def _registry(request: Request) -> ModelRegistry:
@@ -66,70 +72,33 @@ def _registry(request: Request) -> ModelRegistry:
 
 @router.get("")
 async def server_metadata() -> Response:
-    return no_store({"name": "outpost-origin", "version": __version__, "extensions": []})
+    return no_store(oip_core.server_metadata())
 
 
 # ---------------------------------------------------------------------------- metadata
-def _text_io(served: ServedVersion) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    p: Any = served.pipeline
-    inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    if p.task == "embeddings":
-        return inputs, [{"name": "embedding", "datatype": "FP32", "shape": [-1, p.dimensions]}]
-    return inputs, [
-        {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(p.labels)]},
-        {"name": "label", "datatype": "BYTES", "shape": [-1]},
-    ]
-
-
-def _metadata(reg: ModelRegistry, name: str, version: int | None) -> dict[str, Any]:
-    entry = reg.entry(name)
-    served = reg.resolve(name, version)
-    if served.pipeline.task == "tensor":
-        inputs = [t.to_dict() for t in served.pipeline.inputs]
-        outputs = [t.to_dict() for t in served.pipeline.outputs]
-    else:
-        inputs, outputs = _text_io(served)
-    versions = [str(v) for v, st in sorted(entry.versions.items()) if st.served is not None]
-    return {
-        "name": name,
-        "versions": versions if version is None else [str(version)],
-        "platform": "onnxruntime_onnx",
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {"task": served.pipeline.task, "served_version": str(served.version)},
-    }
-
-
 @router.get("/models/{model}")
 async def model_metadata(request: Request, model: str) -> Response:
-    return no_store(_metadata(_registry(request), model, None))
+    return no_store(oip_core.model_metadata(_registry(request), model, None))
 
 
 @router.get("/models/{model}/versions/{version}")
 async def version_metadata(request: Request, model: str, version: str) -> Response:
-    return no_store(_metadata(_registry(request), model, parse_version(version)))
+    return no_store(oip_core.model_metadata(_registry(request), model, parse_version(version)))
 
 
-def _ready(reg: ModelRegistry, name: str, version: int | None) -> Response:
-    entry = reg.entry(name)
-    if version is None:
-        ready = entry.current is not None
-    else:
-        st = entry.versions.get(version)
-        if st is None:
-            raise Problem(404, "version-not-found", f"model {name!r} has no version {version}")
-        ready = st.served is not None
+def _ready(request: Request, name: str, version: int | None) -> Response:
+    ready = oip_core.model_ready(_registry(request), name, version)
     return no_store({"name": name, "ready": ready}, 200 if ready else 503)
 
 
 @router.get("/models/{model}/ready")
 async def model_ready(request: Request, model: str) -> Response:
-    return _ready(_registry(request), model, None)
+    return _ready(request, model, None)
 
 
 @router.get("/models/{model}/versions/{version}/ready")
 async def version_ready(request: Request, model: str, version: str) -> Response:
-    return _ready(_registry(request), model, parse_version(version))
+    return _ready(request, model, parse_version(version))
 
 
 # ---------------------------------------------------------------------------- inference
@@ -143,46 +112,120 @@ async def infer_version(request: Request, model: str, version: str) -> Response:
     return await _infer(request, model, parse_version(version))
 
 
-def _reject_binary(request: Request, req: InferRequest | None = None) -> None:
-    if request.headers.get("inference-header-content-length") is not None:
+async def _infer(request: Request, model: str, version: int | None) -> Response:
+    req, call = await read_infer_request(request, model, version)
+    outcome = await oip_core.infer(_registry(request), request.app.state.settings, call)
+    return infer_response(req, outcome)
+
+
+def _check_media_type(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media in ("", "application/json", BINARY_MEDIA_TYPE) or media.endswith("+json"):
+        return
+    raise Problem(
+        415,
+        "unsupported-media-type",
+        f"send the body as application/json, or as {BINARY_MEDIA_TYPE} with the binary tensor "
+        f"data extension (got {media!r})",
+    )
+
+
+def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """A gzip or deflate body (tritonclient's request_compression_algorithm), inflated to at
+    most `limit` bytes (413 beyond, so a small bomb cannot grow into memory)."""
+    if encoding is None or encoding.strip().lower() == "identity":
+        return body
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding.strip().lower())
+    if wbits is None:
         raise Problem(
-            400,
-            "binary-data-unsupported",
-            "the binary tensor data extension is not supported; send tensors as JSON data "
-            "(e.g. binary_data=False in tritonclient)",
+            415, "unsupported-media-type", f"Content-Encoding {encoding!r}: use gzip or deflate"
         )
-    if req is not None:
-        for inp in req.inputs:
-            if inp.parameters and "binary_data_size" in inp.parameters:
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise Problem(400, "malformed-request", f"the body is not valid {encoding}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise Problem(
+            413, "payload-too-large", f"the inflated body exceeds the limit of {limit} bytes"
+        )
+    return out
+
+
+async def read_infer_request(
+    request: Request, model: str, version: int | None
+) -> tuple[InferRequest, InferCall]:
+    """Decode a JSON or binary-extension body: 415 / 400 / 413 / 422 problems."""
+    _check_media_type(request)
+    body = _decompress(
+        await request.body(),
+        request.headers.get("content-encoding"),
+        request.app.state.settings.max_body_bytes,
+    )
+    header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
+    req = parse_json(header, InferRequest)
+    oip_core.check_parameters("request", req.parameters)
+    for out in req.outputs or []:
+        oip_core.check_parameters(f"output {out.name!r}", out.parameters)
+    sizes = []
+    for inp in req.inputs:
+        oip_core.check_parameters(f"input {inp.name!r}", inp.parameters)
+        sizes.append((inp.name, binary_size(inp.name, inp.parameters)))
+    inputs = []
+    for i, (inp, chunk) in enumerate(zip(req.inputs, take_chunks(sizes, binary), strict=True)):
+        data = inp.data
+        if chunk is not None:
+            if data is not None:
                 raise Problem(
                     400,
-                    "binary-data-unsupported",
-                    f"input {inp.name!r} uses binary_data_size; send JSON data instead",
+                    "malformed-tensor",
+                    f"input {inp.name!r} has both data and binary_data_size",
                 )
-
-
-async def _infer(request: Request, model: str, version: int | None) -> Response:
-    _reject_binary(request)
-    req = await parse_body(request, InferRequest)
-    _reject_binary(request, req)
-    reg = _registry(request)
-    served_probe = reg.resolve(model, version)
-    if served_probe.pipeline.task == "tensor":
-        served, outputs = await _infer_tensor(reg, model, version, req)
-    else:
-        served, outputs = await _infer_text(request, reg, model, version, req)
-    if req.outputs:
-        wanted = [o.name for o in req.outputs]
-        known = {o["name"]: o for o in outputs}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
+            data = decode_raw(inp.name, inp.datatype, inp.shape, chunk)
+        elif data is None:
+            message = f"input {inp.name!r} has neither data nor binary_data_size"
             raise Problem(
                 422,
-                "unknown-output",
-                f"unknown output(s) {unknown}; the model has {sorted(known)}",
-                errors=[{"field": "outputs", "message": "unknown output"}],
+                "invalid-request",
+                message,
+                errors=[{"field": f"inputs.{i}.data", "message": message}],
             )
-        outputs = [known[w] for w in wanted]
+        inputs.append(InputTensor(inp.name, inp.datatype, tuple(inp.shape), data))
+    wanted = [o.name for o in req.outputs] if req.outputs else None
+    return req, InferCall(model, version, inputs, wanted)
+
+
+def _flag(parameters: dict[str, Any] | None, key: str, default: bool) -> bool:
+    if not parameters or key not in parameters:
+        return default
+    value = parameters[key]
+    if not isinstance(value, bool):
+        message = f"parameter {key!r} must be true or false"
+        raise Problem(422, "invalid-request", message, errors=[{"field": key, "message": message}])
+    return value
+
+
+def infer_response(req: InferRequest, outcome: InferOutcome) -> Response:
+    """JSON body, or the JSON header plus binary outputs when any output is asked as binary."""
+    all_binary = _flag(req.parameters, "binary_data_output", False)
+    per_output = {o.name: _flag(o.parameters, "binary_data", all_binary) for o in req.outputs or []}
+    served = outcome.served
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, array in outcome.outputs:
+        if per_output.get(name, all_binary):
+            datatype, raw = encode_raw(array)
+            outputs.append(
+                {
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": list(array.shape),
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            )
+            blobs.append(raw)
+        else:
+            outputs.append(oip_output(name, array))
     body: dict[str, Any] = {
         "model_name": served.name,
         "model_version": str(served.version),
@@ -190,93 +233,11 @@ async def _infer(request: Request, model: str, version: int | None) -> Response:
     }
     if req.id is not None:
         body["id"] = req.id
-    return json_response(body, served.headers)
-
-
-def _text_input(req: InferRequest) -> list[str]:
-    if len(req.inputs) != 1:
-        raise Problem(
-            422,
-            "invalid-request",
-            "text models take exactly one BYTES input",
-            errors=[{"field": "inputs", "message": "expected one input"}],
-        )
-    inp = req.inputs[0]
-    if inp.datatype != "BYTES":
-        raise Problem(
-            422,
-            "invalid-request",
-            f"input {inp.name!r} must be BYTES (strings), got {inp.datatype}",
-            errors=[{"field": "inputs.0.datatype", "message": "expected BYTES"}],
-        )
-    data = inp.data
-    flat = list(np.asarray(data, dtype=object).reshape(-1)) if isinstance(data, list) else None
-    if flat is None or not all(isinstance(x, str) for x in flat):
-        raise Problem(
-            422,
-            "invalid-request",
-            f"input {inp.name!r}: data must be a list of strings",
-            errors=[{"field": "inputs.0.data", "message": "expected strings"}],
-        )
-    if (
-        not inp.shape
-        or len(inp.shape) > 2
-        or (len(inp.shape) == 2 and inp.shape[1] != 1)
-        or any(d < 0 for d in inp.shape)
-        or math.prod(inp.shape) != len(flat)
-    ):
-        raise Problem(
-            422,
-            "invalid-request",
-            f"input {inp.name!r}: shape must be [n] or [n, 1] matching {len(flat)} strings, "
-            f"got {inp.shape}",
-            errors=[{"field": "inputs.0.shape", "message": "shape mismatch"}],
-        )
-    return flat
-
-
-async def _infer_text(
-    request: Request, reg: ModelRegistry, model: str, version: int | None, req: InferRequest
-) -> tuple[ServedVersion, list[dict[str, Any]]]:
-    texts = _text_input(req)
-    check_texts(texts, request.app.state.settings, field="inputs.0.data")
-
-    async def prepare(served: ServedVersion) -> tuple[list[Any], None]:
-        return await tokenize(served, texts, field="inputs.0.data"), None
-
-    served, _, results = await run_on_model(reg, model, version, prepare)
-    matrix = np.stack(results)
-    if served.pipeline.task == "embeddings":
-        return served, [oip_output("embedding", matrix)]
-    labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
-    top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
-    return served, [oip_output("probabilities", matrix), oip_output("label", top)]
-
-
-async def _infer_tensor(
-    reg: ModelRegistry, model: str, version: int | None, req: InferRequest
-) -> tuple[ServedVersion, list[dict[str, Any]]]:
-    names = [i.name for i in req.inputs]
-    if len(set(names)) != len(names):
-        raise Problem(
-            422,
-            "invalid-request",
-            "duplicate input names",
-            errors=[{"field": "inputs", "message": "duplicate names"}],
-        )
-    tensors = {i.name: (i.datatype, i.shape, i.data) for i in req.inputs}
-
-    async def prepare(served: ServedVersion) -> tuple[list[Any], None]:
-        try:
-            return [served.pipeline.prepare(tensors)], None  # type: ignore[union-attr]
-        except InputError as exc:
-            raise Problem(
-                422,
-                "invalid-tensor",
-                exc.message,
-                errors=[{"field": exc.field, "message": exc.message}],
-            ) from None
-
-    served, _, results = await run_on_model(reg, model, version, prepare)
-    (arrays,) = results
-    return served, [oip_output(n, a) for n, a in arrays.items()]
+    if not blobs:
+        return json_response(body, served.headers)
+    header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(
+        b"".join((header, *blobs)),
+        media_type=BINARY_MEDIA_TYPE,
+        headers={**served.headers, HEADER_LENGTH: str(len(header))},
+    )

@@ -255,9 +255,21 @@ class EmbeddingsPipeline(TextPipeline):
     """Mean or CLS pooling over token states, optional L2 normalization."""
 
     task = "embeddings"
+    width = 0  # the embedding size, measured at warm-up
 
     def _preferred_outputs(self) -> Sequence[str]:
         return ("last_hidden_state", "sentence_embedding", "token_embeddings")
+
+    def warm_up(self) -> None:
+        super().warm_up()
+        self.width = len(self.run_batch(self.tokenize(["warm up"]))[0])
+        too_big = [d for d in self.config.matryoshka_dimensions or [] if d > self.width]
+        if too_big:
+            raise ModelFolderError(
+                self.folder.parent / "model.yaml",
+                "matryoshka_dimensions",
+                f"{too_big} exceed the model's {self.width}-dimensional embeddings",
+            )
 
     def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:
         out, mask = self.forward(items)

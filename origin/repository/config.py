@@ -11,6 +11,7 @@ differs from the defaults. Example::
     truncation: truncate        # truncate | reject (reject -> 422 for too-long inputs)
     pooling: mean               # embeddings: mean | cls
     normalize: true             # embeddings: L2-normalise the pooled vector
+    matryoshka_dimensions: null # embeddings: sizes `dimensions` may cut to, e.g. [256, 128]
     labels: null                # text-classification: else config.json id2label, else LABEL_i
     top_k: null                 # text-classification: default number of labels returned
     output_name: null           # which ONNX output to use (default: by task, see below)
@@ -32,7 +33,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 CONFIG_FILE = "model.yaml"
 
@@ -137,6 +145,12 @@ class ModelConfig(_Strict):
     )
     pooling: Literal["mean", "cls"] = Field("mean", description="Embeddings pooling.")
     normalize: bool = Field(True, description="Embeddings: L2-normalise.")
+    matryoshka_dimensions: list[PositiveInt] | None = Field(
+        None,
+        description="Embeddings: smaller sizes the model was trained to be cut to (Matryoshka); "
+        "OpenAI's `dimensions` may ask for one of them (the vector is cut, then L2-normalised "
+        "again when `normalize` is on). Unset: only the full size.",
+    )
     labels: list[str] | None = Field(
         None, description="Classification labels by class index (else config.json id2label)."
     )

@@ -34,6 +34,13 @@ class LoadedVersion:
     pipeline: Pipeline
     fingerprint: Fingerprint
 
+    @property
+    def created(self) -> int:
+        """When the version's files last changed (Unix seconds): the newest mtime in its folder.
+        Shown as `created` in /v1/models; the same on every replica serving the same files."""
+        inside = [m for f, _, m in self.fingerprint if Path(f).parent == self.path]
+        return max(inside, default=0) // 1_000_000_000
+
 
 def version_dirs(model_dir: Path) -> dict[int, Path]:
     """Integer-named subfolders that contain a model.onnx (others are not versions yet)."""

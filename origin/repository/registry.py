@@ -141,6 +141,7 @@ class ModelRegistry:
                 "description": e.config.description if e.config else "",
                 "version_policy": e.config.version_policy if e.config else None,
                 "served_version": e.current.version if e.current else None,
+                "created": self._created(e),
                 "status": "ready" if e.current else ("failed" if self._failed(e) else "loading"),
                 "versions": [e.versions[v].to_dict() for v in sorted(e.versions)],
             }
@@ -148,6 +149,16 @@ class ModelRegistry:
                 item["config_error"] = e.config_error.to_dict()
             out.append(item)
         return out
+
+    @staticmethod
+    def _created(e: ModelEntry) -> int:
+        """The served version's files' time; without one, when model.yaml last changed."""
+        if e.current is not None:
+            return e.current.loaded.created
+        try:
+            return int((e.path / CONFIG_FILE).stat().st_mtime)
+        except OSError:
+            return 0
 
     @staticmethod
     def _failed(e: ModelEntry) -> bool:

@@ -102,3 +102,10 @@ def test_an_unknown_benchmark_is_one_clear_line_with_the_choices() -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "no benchmark named 'peerz'" in result.stderr and "edge-floor" in result.stderr
+
+
+def test_up_refuses_a_grpc_port_list_that_does_not_match_the_origins() -> None:
+    result = _outpost("up", "--origin-ports", "9101,9102", "--origin-grpc-ports", "9111")
+    assert result.returncode == 1
+    assert "origin_grpc_ports needs one port per origin: 1 given for 2 origins" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -68,13 +68,15 @@ def test_probes_and_service_use_the_port_the_origin_listens_on(
 ) -> None:
     config = find("ConfigMap", resources)["data"]
     listen = OriginSettings(port=int(config["OUTPOST_ORIGIN_PORT"])).port
+    grpc = OriginSettings(grpc_port=int(config["OUTPOST_ORIGIN_GRPC_PORT"])).grpc_port
     ports = {p["name"]: p["containerPort"] for p in origin_container["ports"]}
-    assert ports == {"http": listen}
+    assert ports == {"http": listen, "grpc": grpc}
     for key in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert ports[origin_container[key]["httpGet"]["port"]] == listen
     assert annotations(deployment)["prometheus.io/port"] == str(listen)
     service = find("Service", resources)
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "grpc"]
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports
     assert OriginSettings(host=config["OUTPOST_ORIGIN_HOST"]).host == "0.0.0.0"
 
 

@@ -89,7 +89,9 @@ def test_runtime_runs_as_a_non_root_user() -> None:
 def test_healthcheck_and_expose_match_the_origin(tmp_path: Path) -> None:
     env = " ".join(instructions("ENV"))
     port = int(re.search(r"OUTPOST_ORIGIN_PORT=(\d+)", env).group(1))
-    assert instructions("EXPOSE") == [str(port)]
+    grpc_port = int(re.search(r"OUTPOST_ORIGIN_GRPC_PORT=(\d+)", env).group(1))
+    assert OriginSettings(grpc_port=grpc_port).grpc_port == 8081 != port
+    assert instructions("EXPOSE") == [f"{port} {grpc_port}"]
     (check,) = instructions("HEALTHCHECK")
     path = re.search(r"/v2/health/\w+", check).group(0)
     paths = create_app(OriginSettings(models_dir=tmp_path, watch=False)).openapi()["paths"]

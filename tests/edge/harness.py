@@ -170,7 +170,12 @@ class FakeOrigin:
             return json_answer(200, {"path": path})
         if self.status is not None:
             return json_answer(self.status, {"status": self.status, "title": "failing"})
-        payload = json.loads(call.body)
+        framing = call.headers.get("inference-header-content-length")
+        if framing is not None:  # Triton's binary extension: a JSON header, then raw bytes
+            payload = json.loads(call.body[: int(framing)])
+            payload["input"] = call.body[int(framing) :].hex()
+        else:
+            payload = json.loads(call.body)
         model = payload.get("model") or path.split("/")[3]
         if model not in self.models:
             return json_answer(404, {"status": 404, "title": "Not Found"})

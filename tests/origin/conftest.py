@@ -55,12 +55,15 @@ def write_yaml(path: Path, data: dict) -> None:
 
 
 class OriginProcess:
-    """`python -m origin` in a subprocess on a free port, logging to a file."""
+    """`python -m origin` in a subprocess on a free port, logging to a file; with `grpc=True`
+    it serves OIP gRPC on a second free port too (`grpc_target`)."""
 
-    def __init__(self, models_dir: Path, log_path: Path, **env: str) -> None:
+    def __init__(self, models_dir: Path, log_path: Path, *, grpc: bool = False, **env: str) -> None:
         self.models_dir = models_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port() if grpc else None
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}" if grpc else None
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -73,6 +76,7 @@ class OriginProcess:
 
     def start(self, timeout: float = 90.0) -> OriginProcess:
         self._log = self.log_path.open("wb")
+        grpc = ["--grpc-port", str(self.grpc_port)] if self.grpc_port else []
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -80,6 +84,7 @@ class OriginProcess:
                 "origin",
                 "--port",
                 str(self.port),
+                *grpc,
                 "--models-dir",
                 str(self.models_dir),
             ],
@@ -148,16 +153,20 @@ def served_dir(tiny_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         },
     )
     install_version(tiny_src / "cls", 1, root / "cls-top2", 1)
+    (root / "emb-mrl").mkdir()  # Matryoshka: `dimensions` may cut its 32 values to 16 or 8
+    write_yaml(root / "emb-mrl" / "model.yaml", {**base, "matryoshka_dimensions": [16, 8]})
+    install_version(tiny_src / "emb", 1, root / "emb-mrl", 1)
     return root
 
 
 @pytest.fixture(scope="session")
 def origin(served_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OriginProcess]:
-    """One real origin process shared by the read-only tests."""
+    """One real origin process shared by the read-only tests (HTTP and gRPC)."""
     log = tmp_path_factory.mktemp("logs") / "origin.log"
     proc = OriginProcess(
         served_dir,
         log,
+        grpc=True,
         OUTPOST_ORIGIN_MAX_BODY_BYTES="65536",
         OUTPOST_ORIGIN_MAX_INPUTS_PER_REQUEST="32",
     ).start()

@@ -32,10 +32,10 @@ CASES = [
     ("empty input list", "POST", "/v1/embeddings", {"model": "emb", "input": []}, None, 422),
     ("empty string", "POST", "/v1/embeddings", {"model": "emb", "input": ""}, None, 422),
     (
-        "token ids instead of text",
+        "token id outside the vocabulary",
         "POST",
         "/v1/embeddings",
-        {"model": "emb", "input": [1, 2, 3]},
+        {"model": "emb", "input": [101, 10**9, 102]},
         None,
         422,
     ),

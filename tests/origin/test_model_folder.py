@@ -105,3 +105,12 @@ def test_folder_without_versions_is_reported(tmp_path: Path):
     (tmp_path / "model.yaml").write_text("task: tensor\n")
     (err,) = validate_model_folder(tmp_path)
     assert "version" in err.message
+
+
+def test_matryoshka_sizes_larger_than_the_embedding_are_reported(tiny_src: Path, tmp_path: Path):
+    d = _copy(tiny_src, tmp_path)
+    config = d / "model.yaml"
+    config.write_text(config.read_text() + "matryoshka_dimensions: [16, 64]\n")
+    errors = validate_model_folder(d)
+    assert errors and all(e.field == "matryoshka_dimensions" for e in errors)
+    assert errors[0].file.endswith("model.yaml") and "[64] exceed" in errors[0].message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import httpx
@@ -76,14 +78,119 @@ def test_tensor_wrong_shape_or_datatype_is_rejected(client: httpx.Client):
         assert r.json()["request_id"]
 
 
-def test_binary_tensor_extension_is_refused_clearly(client: httpx.Client):
-    r = client.post(
-        "/v2/models/iris/infer",
-        content=b"{}",
-        headers={"Inference-Header-Content-Length": "2", "Content-Type": "application/json"},
+def _binary_request(header: dict, blobs: list[bytes], length: int | None = None) -> dict:
+    head = json.dumps(header).encode()
+    return {
+        "content": head + b"".join(blobs),
+        "headers": {
+            "Inference-Header-Content-Length": str(len(head) if length is None else length)
+        },
+    }
+
+
+def _iris_binary(size: int, datatype: str = "FP32") -> dict:
+    return {
+        "inputs": [
+            {
+                "name": "float_input",
+                "shape": [3, 4],
+                "datatype": datatype,
+                "parameters": {"binary_data_size": size},
+            }
+        ],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+    }
+
+
+def test_binary_request_and_response_equal_the_json_path(client: httpx.Client):
+    raw = np.array(ROWS, dtype="<f4").tobytes()
+    r = client.post("/v2/models/iris/infer", **_binary_request(_iris_binary(len(raw)), [raw]))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/octet-stream"
+    n = int(r.headers["inference-header-content-length"])
+    header = json.loads(r.content[:n])
+    (out,) = header["outputs"]
+    assert out["parameters"] == {"binary_data_size": 3 * 3 * 4}
+    got = np.frombuffer(r.content[n:], dtype="<f4").reshape(out["shape"])
+    ref = client.post("/v2/models/iris/infer", json=_tensor_request()).json()
+    want = {o["name"]: o for o in ref["outputs"]}["probabilities"]["data"]
+    np.testing.assert_array_equal(got.reshape(-1), np.array(want, dtype=np.float32))
+    assert r.headers["x-model-version"] == "1"
+
+
+def test_json_without_content_type_is_read_as_json(client: httpx.Client):
+    body = json.dumps(_tensor_request()).encode()
+    r = client.post("/v2/models/iris/infer", content=body)  # no Content-Type, as tritonclient
+    assert r.status_code == 200, r.text
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 415 and "application/octet-stream" in r.json()["error"]
+
+
+def test_binary_framing_mistakes_are_clear_400s(client: httpx.Client):
+    raw = np.array(ROWS, dtype="<f4").tobytes()
+    text = {
+        "inputs": [
+            {
+                "name": "text",
+                "shape": [2],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": 12},
+            }
+        ]
+    }
+    overrun = (50).to_bytes(4, "little") + b"ab" + (1).to_bytes(4, "little") + b"c" + b"\0"
+    cases = {
+        "truncated body": _binary_request(_iris_binary(len(raw)), [raw[:-5]]),
+        "header length past the end": _binary_request(_iris_binary(len(raw)), [raw], 10**6),
+        "header length not a number": _binary_request(_iris_binary(len(raw)), [raw], "12x"),
+        "bytes left over": _binary_request(_iris_binary(len(raw)), [raw, b"xyz"]),
+        "size does not fill the shape": _binary_request(_iris_binary(len(raw) - 4), [raw[:-4]]),
+        "unknown datatype": _binary_request(_iris_binary(len(raw), "FP8"), [raw]),
+        "negative size": _binary_request(_iris_binary(-1), []),
+    }
+    for what, request in cases.items():
+        r = client.post("/v2/models/iris/infer", **request)
+        assert r.status_code == 400, (what, r.text)
+        body = r.json()
+        assert r.headers["content-type"] == "application/problem+json"
+        assert body["error"] == body["detail"] and body["request_id"], what
+    r = client.post("/v2/models/emb/infer", **_binary_request(text, [overrun]))
+    assert r.status_code == 400 and "element 0 says 50 bytes" in r.json()["error"], r.text
+
+
+def test_compressed_bodies_are_inflated_within_the_body_limit(client: httpx.Client):
+    body = json.dumps(_tensor_request()).encode()
+    assert (
+        client.post(
+            "/v2/models/iris/infer",
+            content=gzip.compress(body),
+            headers={"Content-Encoding": "gzip"},
+        ).status_code
+        == 200
     )
+    bomb = gzip.compress(b" " * 10_000_000)  # ~10 kB on the wire, 10 MB inflated
+    r = client.post("/v2/models/iris/infer", content=bomb, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 413 and "inflated" in r.json()["error"]
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Encoding": "gzip"})
     assert r.status_code == 400
-    assert "binary" in r.json()["detail"]
+    r = client.post("/v2/models/iris/infer", content=body, headers={"Content-Encoding": "br"})
+    assert r.status_code == 415
+
+
+def test_unknown_json_datatype_is_a_400_naming_it(client: httpx.Client):
+    r = client.post("/v2/models/iris/infer", json=_tensor_request(datatype="FLOAT"))
+    assert r.status_code == 400
+    assert "'FLOAT'" in r.json()["error"]
+
+
+def test_shared_memory_and_classification_extensions_are_refused(client: httpx.Client):
+    req = _tensor_request()
+    req["inputs"][0]["parameters"] = {"shared_memory_region": "r0"}
+    r = client.post("/v2/models/iris/infer", json=req)
+    assert r.status_code == 400 and "shared-memory" in r.json()["error"]
+    req = _tensor_request()
+    req["outputs"] = [{"name": "label", "parameters": {"class_count": 2}}]
+    assert client.post("/v2/models/iris/infer", json=req).status_code == 400
 
 
 def test_unknown_output_name_is_rejected(client: httpx.Client):
@@ -127,6 +234,7 @@ def test_text_model_rejects_numeric_input(client: httpx.Client):
 def test_metadata_endpoints(client: httpx.Client):
     server = client.get("/v2").json()
     assert server["name"] and "version" in server
+    assert server["extensions"] == ["binary_tensor_data"]
     meta = client.get("/v2/models/iris").json()
     assert meta["name"] == "iris" and meta["versions"] == ["1"]
     assert meta["platform"] == "onnxruntime_onnx"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import numpy as np
@@ -53,11 +54,71 @@ def test_request_id_from_the_edge_is_echoed(client: httpx.Client):
     assert r.headers["x-request-id"] == "edge-abc-123"
 
 
-def test_unsupported_dimensions_are_rejected(client: httpx.Client):
+def test_dimensions_other_than_the_model_size_are_a_400_naming_the_allowed_sizes(
+    client: httpx.Client,
+):
     r = _embed(client, "x", dimensions=8)
-    assert r.status_code == 422
+    assert r.status_code == 400
     assert r.headers["content-type"] == "application/problem+json"
-    assert "dimensions" in r.json()["detail"]
+    assert "supports dimensions [32]" in r.json()["detail"]
+    assert _embed(client, "x", dimensions=32).status_code == 200  # the full size is always fine
+    r = client.post("/v1/embeddings", json={"model": "emb-mrl", "input": "x", "dimensions": 12})
+    assert r.status_code == 400 and "[32, 16, 8]" in r.json()["detail"]
+
+
+def test_matryoshka_dimensions_cut_and_renormalise(client: httpx.Client):
+    texts = ["cut me down", "to size"]
+    full = client.post("/v1/embeddings", json={"model": "emb-mrl", "input": texts}).json()
+    cut = client.post(
+        "/v1/embeddings", json={"model": "emb-mrl", "input": texts, "dimensions": 8}
+    ).json()
+    for f, c in zip(full["data"], cut["data"], strict=True):
+        head = np.array(f["embedding"][:8])
+        np.testing.assert_allclose(c["embedding"], head / np.linalg.norm(head), atol=1e-6)
+        assert abs(np.linalg.norm(c["embedding"]) - 1) < 1e-5
+
+
+def test_token_id_inputs_equal_text_inputs(client: httpx.Client, served_dir):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(served_dir / "emb" / "1" / "tokenizer.json"))
+    tok.no_padding()  # the file pads to 128; the model's own ids are unpadded
+    texts = ["hello world", "token ids in, same vectors out"]
+    ids = [tok.encode(t).ids for t in texts]
+    by_text = _embed(client, texts).json()
+    by_ids = _embed(client, ids).json()
+    assert by_ids["usage"] == by_text["usage"]
+    for a, b in zip(by_text["data"], by_ids["data"], strict=True):
+        np.testing.assert_allclose(a["embedding"], b["embedding"], atol=1e-6)
+    one = _embed(client, ids[0]).json()  # a single list of ints is one input
+    np.testing.assert_allclose(
+        one["data"][0]["embedding"], by_text["data"][0]["embedding"], atol=1e-6
+    )
+
+
+def test_bad_token_ids_are_rejected_naming_the_input(client: httpx.Client):
+    for ids, status, words in (
+        ([[101, 10**6, 102]], 422, "token id 1000000"),
+        ([[101, -1]], 422, "token id -1"),
+        ([list(range(100, 200))], 422, "at most 64"),
+        ([[101], []], 422, "input[1] has no token ids"),
+        ([[101, True]], 422, ""),  # booleans are not token ids
+        ([[1.5]], 422, ""),
+    ):
+        r = _embed(client, ids)
+        assert r.status_code == status, (ids, r.text)
+        assert words in r.json()["detail"], r.text
+
+
+def test_user_is_accepted(client: httpx.Client):
+    assert _embed(client, "x", user="user-1234").status_code == 200
+
+
+def test_models_carry_a_created_timestamp(client: httpx.Client, served_dir):
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    onnx = served_dir / "emb" / "1" / "model.onnx"
+    assert models["emb"]["created"] >= int(onnx.stat().st_mtime)
+    assert models["emb"]["created"] <= int(time.time())
 
 
 def test_classification_uses_config_json_labels_sorted_best_first(client: httpx.Client):
