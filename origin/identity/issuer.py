@@ -17,6 +17,7 @@ from typing import Any
 
 import hvac.exceptions
 
+from origin import tracing
 from origin.identity.credentials import Principal, decode_key, verify_api_key, verify_client
 from origin.identity.refresh import InvalidRefreshToken, RefreshTokenStore
 from origin.identity.settings import IdentitySettings
@@ -105,6 +106,7 @@ class TokenIssuer:
             **{k: v for k, v in extra.items() if v is not None},
         }
 
+    @tracing.traced("token.issue")
     def issue(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
         """Handle one token request; raise OAuthError (4xx) or IssuerUnavailable (503)."""
         grant = form.get("grant_type")
@@ -112,6 +114,7 @@ class TokenIssuer:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant not in GRANTS:
             raise OAuthError("unsupported_grant_type", f"supported: {', '.join(GRANTS)}")
+        tracing.tag("oauth.grant_type", grant)
         try:
             if grant == GRANT_CLIENT_CREDENTIALS:
                 return self._client_credentials(form, basic)
