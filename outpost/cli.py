@@ -52,6 +52,14 @@ def up(
     edge_port: Annotated[int | None, typer.Option(help="Edge port (default 8787).")] = None,
     models_dir: Annotated[Path | None, typer.Option(help="Model repository.")] = None,
     skip_model_build: Annotated[bool, typer.Option(help="Don't build demo models.")] = False,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor",
+            help="Also run Prometheus (alert rules loaded) and a trace receiver; origins trace "
+            "every request.",
+        ),
+    ] = False,
 ) -> None:
     """Run Vault, two origins and the edge with the demo models; Ctrl-C stops everything.
 
@@ -71,6 +79,8 @@ def up(
     }
     if skip_model_build:
         overrides["build_models"] = False
+    if monitor:
+        overrides["monitor"] = True
     raise typer.Exit(run_stack(StackSettings(**overrides), console))
 
 
@@ -102,6 +112,20 @@ def token(
 
     token = fetch_local_token(state_file or StackSettings().state_file, scope)
     out.print(token, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="32 hex digits: from a log line or problem.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="The trace receiver (default: the running stack's, from stack.json)."),
+    ] = None,
+) -> None:
+    """Print one trace as a tree of spans, from the trace receiver of `outpost up --monitor`."""
+    from outpost.monitoring.traceview import fetch_trace_tree
+
+    out.print(fetch_trace_tree(trace_id, url), highlight=False, markup=False, soft_wrap=True)
 
 
 @models_app.command("list")

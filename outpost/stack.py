@@ -1,8 +1,9 @@
 """`outpost up`: the whole local stack (OpenBao, two origins, the edge) in one terminal.
 
 Order: demo models (built offline, cached) -> OpenBao (persistent, auto-unsealed) -> bootstrap
-(idempotent) -> origin replicas -> edge. Each step waits for health before the next; the state
-file `.outpost/stack.json` tells scripts and tests where everything is.
+(idempotent) -> [trace receiver] -> origin replicas -> edge -> [Prometheus]. Each step waits for
+health before the next; the state file `.outpost/stack.json` tells scripts and tests where
+everything is. `--monitor` adds the bracketed parts (`outpost/monitoring/local.py`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class StackSettings(BaseSettings):
     origin_ports: list[int] = Field([8101, 8102], description="One origin replica per port.")
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
     build_models: bool = Field(True, description="Build missing demo models before starting.")
+    monitor: bool = Field(
+        False, description="Also run Prometheus (with the alert rules) and a trace receiver."
+    )
+    prometheus_port: int = Field(9190, description="Prometheus's port with --monitor.")
+    otlp_port: int = Field(4318, description="The trace receiver's OTLP/HTTP port (--monitor).")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of new traces the origins record with --monitor."
+    )
 
     @property
     def edge_url(self) -> str:
@@ -50,6 +59,14 @@ class StackSettings(BaseSettings):
     @property
     def state_file(self) -> Path:
         return self.state_dir / "stack.json"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def traces_url(self) -> str:
+        return f"http://{self.host}:{self.otlp_port}"
 
 
 @dataclass
@@ -79,7 +96,13 @@ def _python() -> str:
 
 def stack_state(settings: StackSettings, vault_addr: str) -> dict[str, Any]:
     """The machine-readable description written to `.outpost/stack.json` (no secrets in it)."""
+    monitoring = (
+        {"monitoring": {"prometheus": settings.prometheus_url, "traces": settings.traces_url}}
+        if settings.monitor
+        else {}
+    )
     return {
+        **monitoring,
         "edge": {"url": settings.edge_url},
         "origins": [{"url": f"http://{settings.host}:{p}"} for p in settings.origin_ports],
         "vault": {"addr": vault_addr},
@@ -144,6 +167,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
             "OUTPOST_IDENTITY_ISSUER": settings.edge_url,
         }
+        if settings.monitor:
+            common_env.update(_start_trace_receiver(settings, sup, console))
         origins = []
         for port in settings.origin_ports:
             name = f"origin-{len(origins) + 1}"
@@ -191,6 +216,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         )
         with console.status("waiting for the edge"):
             sup.wait_healthy(edge, timeout=60)
+        if settings.monitor:
+            _start_prometheus(settings, sup, console)
 
         settings.state_file.write_text(json.dumps(stack_state(settings, vault.addr), indent=2))
         _print_welcome(settings, console)
@@ -208,6 +235,41 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             settings.state_file.unlink()
 
 
+def _start_trace_receiver(
+    settings: StackSettings, sup: Supervisor, console: Console
+) -> dict[str, str]:
+    """Start the OTLP receiver; returns the env that points the origins' tracing at it."""
+    from outpost.monitoring.local import receiver_argv
+
+    argv = receiver_argv(settings.host, settings.otlp_port, settings.state_dir / "traces.jsonl")
+    receiver = sup.start("traces", argv, health_url=f"{settings.traces_url}/healthz", cwd=str(ROOT))
+    with console.status("starting the trace receiver"):
+        sup.wait_healthy(receiver, timeout=30)
+    return {
+        "OUTPOST_TRACING_ENABLED": "true",
+        "OUTPOST_TRACING_ENDPOINT": f"{settings.traces_url}/v1/traces",
+        "OUTPOST_TRACING_SAMPLE_RATIO": str(settings.trace_sample_ratio),
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans show up within a second
+    }
+
+
+def _start_prometheus(settings: StackSettings, sup: Supervisor, console: Console) -> None:
+    from outpost.monitoring.local import write_prometheus_files
+
+    argv = write_prometheus_files(
+        settings.state_dir,
+        settings.host,
+        settings.prometheus_port,
+        origins=[f"{settings.host}:{p}" for p in settings.origin_ports],
+        edges=[f"{settings.host}:{settings.edge_port}"],
+    )
+    prometheus = sup.start(
+        "prometheus", argv, health_url=f"{settings.prometheus_url}/-/ready", cwd=str(ROOT)
+    )
+    with console.status("starting Prometheus"):
+        sup.wait_healthy(prometheus, timeout=60)
+
+
 def _print_welcome(settings: StackSettings, console: Console) -> None:
     edge = settings.edge_url
     console.rule("[bold green]Outpost is up")
@@ -216,6 +278,12 @@ def _print_welcome(settings: StackSettings, console: Console) -> None:
         console.print(f"origin-{i} http://{settings.host}:{port}")
     console.print(f"vault   http://{settings.host}:{settings.vault_port}")
     console.print(f"state   {settings.state_file}")
+    if settings.monitor:
+        console.print(f"prometheus {settings.prometheus_url}   (alerts: /alerts, rules: /rules)")
+        console.print(
+            f"traces  {settings.traces_url}   (`./dev trace <trace id>`; every span is also "
+            f"in {settings.state_dir / 'traces.jsonl'})"
+        )
     console.print("\nTry it (in another terminal):\n", style="bold")
     console.print(
         f"  TOKEN=$(./dev token)\n"
