@@ -29,8 +29,10 @@ import functools
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,12 +85,13 @@ class TracingSettings(BaseSettings):
 # ------------------------------------------------------------------ process-wide state
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
+_flush_seconds = 6.0
 
 
 def start(settings: TracingSettings, **resource: str) -> bool:
     """Set up the tracer when `settings.enabled` and none runs yet; True when this call did
     (the caller then owns `stop()`)."""
-    global _tracer, _provider
+    global _tracer, _provider, _flush_seconds
     if not settings.enabled or _tracer is not None:
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -99,6 +102,7 @@ def start(settings: TracingSettings, **resource: str) -> bool:
 
     provider = TracerProvider(
         sampler=ParentBasedTraceIdRatio(settings.sample_ratio),
+        shutdown_on_exit=False,  # stop() flushes, within a bound
         resource=Resource.create(
             {
                 "service.name": settings.service_name,
@@ -117,20 +121,36 @@ def start(settings: TracingSettings, **resource: str) -> bool:
         logging.getLogger(name).setLevel(logging.ERROR)
     _provider = provider
     _tracer = provider.get_tracer("outpost.origin", __version__)
+    _flush_seconds = settings.export_timeout + 1
     log.info(
         "tracing on: OTLP/HTTP to %s, sampling %.3g of new traces",
-        settings.endpoint,
+        _without_userinfo(settings.endpoint),
         settings.sample_ratio,
     )
     return True
 
 
+def _without_userinfo(url: str) -> str:
+    """The URL for a log line: credentials in it (user:password@) are left out."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def stop() -> None:
-    """Export what is buffered (bounded by the export timeout) and turn tracing off."""
+    """Turn tracing off and export what is buffered, waiting at most about one export timeout.
+
+    With a collector that does not answer, each remaining batch could take the whole export
+    timeout; the flush goes on in a daemon thread, so shutdown does not wait for all of them.
+    """
     global _tracer, _provider
     provider, _provider, _tracer = _provider, None, None
     if provider is not None:
-        provider.shutdown()
+        flusher = threading.Thread(target=provider.shutdown, name="otel-flush", daemon=True)
+        flusher.start()
+        flusher.join(_flush_seconds)
 
 
 def enabled() -> bool:

@@ -221,7 +221,7 @@ def vault_status(
 @config_app.command("show")
 def config_show(
     component: Annotated[
-        str, typer.Argument(help="origin | vault | identity | edge | stack | all")
+        str, typer.Argument(help="origin | vault | identity | tracing | edge | stack | all")
     ] = "all",
 ) -> None:
     """Print the effective configuration (env + defaults), secrets redacted."""

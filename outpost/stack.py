@@ -207,6 +207,9 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                 ]
             ),
         }
+        if settings.monitor:  # the edge's own spans, once it reads these settings
+            edge_env["OUTPOST_EDGE_TRACE_SAMPLE_RATIO"] = str(settings.trace_sample_ratio)
+            edge_env["OUTPOST_EDGE_TRACE_EXPORT_ENDPOINT"] = f"{settings.traces_url}/v1/traces"
         edge = sup.start(
             "edge",
             [_python(), "-m", "edge", "--host", settings.host, "--port", str(settings.edge_port)],

@@ -67,8 +67,8 @@ ROWS: tuple[Row, ...] = (
                 "Availability (non-5xx answers)",
                 (
                     _q(
-                        """1 - sum(rate(outpost_edge_requests_total{status=~"5.."}[RATE]))
-                        / sum(rate(outpost_edge_requests_total[RATE]))"""
+                        """1 - (sum(rate(outpost_edge_requests_total{status=~"5.."}[RATE]))
+                        or vector(0)) / sum(rate(outpost_edge_requests_total[RATE]))"""
                     ),
                 ),
                 unit="percentunit",
@@ -80,7 +80,7 @@ ROWS: tuple[Row, ...] = (
                 "Cache hit ratio",
                 (
                     _q(
-                        """sum(rate(outpost_edge_cache_total{result="HIT"}[RATE]))
+                        """(sum(rate(outpost_edge_cache_total{result="HIT"}[RATE])) or vector(0))
                         / sum(rate(outpost_edge_cache_total{result!="BYPASS"}[RATE]))"""
                     ),
                 ),
@@ -155,8 +155,8 @@ ROWS: tuple[Row, ...] = (
                 "Origin availability",
                 (
                     _q(
-                        """1 - sum(rate(outpost_origin_requests_total{status=~"5.."}[RATE]))
-                        / sum(rate(outpost_origin_requests_total[RATE]))"""
+                        """1 - (sum(rate(outpost_origin_requests_total{status=~"5.."}[RATE]))
+                        or vector(0)) / sum(rate(outpost_origin_requests_total[RATE]))"""
                     ),
                 ),
                 unit="percentunit",

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import signal
 import sys
 import threading
 import time
@@ -300,6 +301,10 @@ class Receiver:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
+    def shutdown(self) -> None:
+        """Make `serve_forever` return (from another thread)."""
+        self._server.shutdown()
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -327,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4318, help="OTLP/HTTP's usual port")
     parser.add_argument("--jsonl", type=Path, help="append every span here as a JSON line")
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=3.0,
+        help="seconds to keep receiving after SIGTERM (services stopping with it flush spans)",
+    )
     args = parser.parse_args(argv)
     store = TraceStore()
     try:
@@ -334,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         sys.exit(f"trace receiver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     print(f"OTLP/HTTP trace receiver on {receiver.traces_url}", flush=True)
+    signal.signal(
+        signal.SIGTERM, lambda *_: threading.Timer(args.linger, receiver.shutdown).start()
+    )
     with contextlib.suppress(KeyboardInterrupt):
         receiver.serve_forever()
 

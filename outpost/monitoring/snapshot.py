@@ -48,8 +48,10 @@ def _format(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
     if unit == "reqps":
-        return f"{value:.1f} req/s"
-    return f"{value:.3g}"
+        return f"{value:.2f} req/s" if abs(value) < 1 else f"{value:.1f} req/s"
+    if value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}"
 
 
 class Prometheus:
@@ -71,7 +73,9 @@ def render(prometheus_url: str, out: Path, minutes: float, rate: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     doc = json.loads(DASHBOARD_FILE.read_text())
     panels = doc["panels"]
@@ -83,20 +87,22 @@ def render(prometheus_url: str, out: Path, minutes: float, rate: str) -> Path:
     start = end - minutes * 60
     step = max(5.0, minutes * 60 / 150)
     pad = 0.06  # inches between panels
+    title_room, axis_room = 0.3, 0.25  # inches above (panel title) and below (time axis)
 
-    def rect(grid: dict[str, int]) -> list[float]:
-        x0 = grid["x"] * COL_UNIT + pad
-        y_top = grid["y"] * ROW_UNIT + pad
-        w = grid["w"] * COL_UNIT - 2 * pad
-        h = grid["h"] * ROW_UNIT - 2 * pad
+    def rect(grid: dict[str, int], plot: bool = True) -> list[float]:
+        x0 = grid["x"] * COL_UNIT + pad + (0.55 if plot else 0)
+        y_top = grid["y"] * ROW_UNIT + pad + (title_room if plot else 0)
+        w = grid["w"] * COL_UNIT - 2 * pad - (0.6 if plot else 0)
+        h = grid["h"] * ROW_UNIT - 2 * pad - ((title_room + axis_room) if plot else 0)
         return [x0 / width, 1 - (y_top + h) / height, w / width, h / height]
 
     for panel in panels:
         grid = panel["gridPos"]
         if panel["type"] == "row":
+            box = rect(grid, plot=False)
             fig.text(
-                rect(grid)[0],
-                rect(grid)[1] + rect(grid)[3] / 2,
+                box[0],
+                box[1] + box[3] / 2,
                 panel["title"],
                 color=TEXT,
                 fontsize=13,
@@ -104,22 +110,38 @@ def render(prometheus_url: str, out: Path, minutes: float, rate: str) -> Path:
                 va="center",
             )
             continue
-        ax = fig.add_axes(rect(grid), facecolor=PANEL)
+        box = rect(grid, plot=False)
+        fig.add_artist(
+            matplotlib.patches.Rectangle(
+                (box[0], box[1]), box[2], box[3], transform=fig.transFigure, color=PANEL, zorder=-1
+            )
+        )
+        stat = panel["type"] == "stat"
+        ax = fig.add_axes(box if stat else rect(grid), facecolor=PANEL)
         for spine in ax.spines.values():
             spine.set_color("#2c2f36")
-        ax.set_title(panel["title"], color=TEXT, fontsize=10, loc="left")
+        fig.text(
+            box[0] + 0.06 / width,
+            box[1] + box[3] - 0.06 / height,
+            panel["title"],
+            color=TEXT,
+            fontsize=10,
+            va="top",
+        )
         unit = panel["fieldConfig"]["defaults"].get("unit", "short")
         series = [
             (target, s)
             for target in panel["targets"]
             for s in prom.range(substitute(target["expr"], rate), start, end, step)
         ]
-        if panel["type"] == "stat":
+        if stat:
+            for spine in ax.spines.values():
+                spine.set_visible(False)
             ax.set_xticks([])
             ax.set_yticks([])
-            value = float("nan")
-            if series:
-                value = float(series[0][1]["values"][-1][1])
+            values = [float(v) for _, v in series[0][1]["values"]] if series else []
+            known = [v for v in values if v == v]  # Grafana's "last not null"
+            value = known[-1] if known else float("nan")
             colour = TEXT
             for step_ in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]:
                 if step_["value"] is None or value >= step_["value"]:

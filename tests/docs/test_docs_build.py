@@ -160,10 +160,10 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
     missing = "*Not yet measured* (no `bench/results/"  # the quantization table reads models/
     text = hooks.generators.benchmarks_reference()
-    assert text.count(missing) == 4  # origin, edge, peers, soak
+    assert text.count(missing) == 5  # origin, edge, peers, tracing, soak
     (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 12345, "errors": 0}')
     text = hooks.generators.benchmarks_reference()
-    assert "12345" in text and text.count(missing) == 3
+    assert "12345" in text and text.count(missing) == 4
 
 
 def test_every_problem_type_raised_in_code_is_documented(site: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.trace import get_current_span
@@ -242,3 +243,11 @@ def test_edge_tracing_imports_and_runs_in_pyodide() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["trace_id"] == TRACE and line["parent_span_id"] == PARENT
+
+
+def test_the_worker_bundle_carries_tracing_but_not_the_otel_adapter(tmp_path: Path) -> None:
+    from edge.vendor import vendor
+
+    bundle = vendor(tmp_path / "python_modules")
+    assert (bundle / "edge" / "tracing.py").exists()
+    assert not (bundle / "edge" / "tracing_otel.py").exists()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,6 +238,69 @@ def test_problem_body_and_log_carry_the_incoming_trace_id(
     assert r.json()["trace_id"] == quiet.trace_id
 
 
+def test_hostile_trace_headers_start_a_new_trace_without_log_noise(
+    vault_origin: tuple[OriginProcess, dict[str, str]],
+) -> None:
+    proc, _ = vault_origin
+    hostile = [
+        {"traceparent": "00-" + "f" * 32 + "-" + "0" * 16 + "-01"},  # zero parent id
+        {"traceparent": "x" * 4000},
+        {"traceparent": new_trace().traceparent, "tracestate": "k=" + "v" * 600},
+        {"traceparent": new_trace().traceparent, "tracestate": "Bad Key=1,,=,"},
+    ]
+    for headers in hostile:
+        r = httpx.post(
+            proc.url + "/v1/embeddings",
+            json={"model": "no-such-model", "input": "x"},
+            headers=headers,
+            timeout=30,
+        )
+        assert r.status_code == 404
+        trace_id = r.json()["trace_id"]
+        assert len(trace_id) == 32 and int(trace_id, 16) and trace_id != "f" * 32
+    noisy = [
+        line
+        for line in _json_lines(proc.logs())
+        if line["logger"].startswith("opentelemetry") and line["level"] != "debug"
+    ]
+    assert noisy == []
+
+
+def test_a_frozen_collector_never_blocks_requests_or_shutdown(
+    tiny_src: Path, tmp_path: Path
+) -> None:
+    """The collector accepts connections and never answers. An export may wait 8 s for it:
+    were exports on the request path, the first request would outlast the client's 5 s
+    timeout; a flush waiting for every batch would outlast the 15 s the stop allows."""
+    install_version(tiny_src / "emb", 1, tmp_path / "models" / "emb", 1)
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(128)
+    proc = OriginProcess(
+        tmp_path / "models",
+        tmp_path / "origin.log",
+        OUTPOST_TRACING_ENABLED="true",
+        OUTPOST_TRACING_ENDPOINT=f"http://127.0.0.1:{hole.getsockname()[1]}/v1/traces",
+        OUTPOST_TRACING_SAMPLE_RATIO="1",
+        OUTPOST_TRACING_EXPORT_TIMEOUT="8",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8",  # many batches wait in the queue at shutdown
+    ).start()
+    try:
+        for i in range(60):
+            r = httpx.post(
+                proc.url + "/v1/embeddings", json={"model": "emb", "input": f"x {i}"}, timeout=5
+            )
+            assert r.status_code == 200
+    finally:
+        proc.stop()
+        hole.close()
+    assert proc.proc is not None
+    # uvicorn re-raises SIGTERM after a graceful shutdown (-15); -9 means it had to be killed.
+    assert proc.proc.returncode == -15, "the origin's shutdown waited on the collector"
+    assert "Application shutdown complete" in proc.logs()
+
+
 def test_untraced_origin_still_puts_trace_ids_in_problems_and_access_log(
     origin: OriginProcess,
 ) -> None:
@@ -264,6 +329,24 @@ def test_tracing_off_makes_no_span_objects() -> None:
     with tracing.child_span("x") as span:
         assert span is None
     assert tracing.batch_tracer("m", 1) is None
+
+
+def test_tracing_start_logs_the_endpoint_without_credentials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = tracing.TracingSettings(
+        enabled=True, endpoint="https://otel:s3cr3t-pass@collector.example:4318/v1/traces"
+    )
+    with caplog.at_level(logging.INFO, logger="origin.tracing"):
+        assert tracing.start(settings)
+        try:
+            assert tracing.enabled()
+            assert not tracing.start(settings)  # one tracer per process; the first owns it
+        finally:
+            tracing.stop()
+    assert not tracing.enabled()
+    assert "https://collector.example:4318/v1/traces" in caplog.text
+    assert "s3cr3t-pass" not in caplog.text
 
 
 @pytest.mark.parametrize(
