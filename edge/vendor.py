@@ -37,6 +37,7 @@ def vendor(dest: Path = ROOT / "python_modules") -> Path:
             "http_guard.py",
             "__main__.py",
             "local.py",
+            "tracing_otel.py",  # the local edge's OpenTelemetry exporter
             "worker",  # wrangler uploads edge/worker/entry.py itself (base_dir)
         ),
     )

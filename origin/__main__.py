@@ -1,18 +1,19 @@
-"""`python -m origin [--host H] [--port P] [--grpc-port G] [--models-dir DIR]`.
+"""`python -m origin [--host H] [--port P] [--grpc-port G] [--models-dir DIR]
+[--log-format text|json]`.
 
-Every flag is also a setting: env vars OUTPOST_ORIGIN_*.
+Every flag is also a setting: env vars OUTPOST_ORIGIN_* (tracing: OUTPOST_TRACING_*).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from origin.logs import LOG_FORMATS, configure_logging
 from origin.settings import OriginSettings
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grpc-port", type=int, help="serve OIP gRPC on this port too")
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--log-level")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json lines")
     parser.add_argument("--no-watch", action="store_true", help="disable hot reload")
     args = parser.parse_args(argv)
     overrides = {
@@ -52,20 +54,19 @@ def main(argv: list[str] | None = None) -> None:
             "grpc_port": args.grpc_port,
             "models_dir": args.models_dir,
             "log_level": args.log_level,
+            "log_format": args.log_format,
         }.items()
         if v is not None
     }
     if args.no_watch:
         overrides["watch"] = False
     settings = OriginSettings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         _build_app(settings),
         host=settings.host,
         port=settings.port,
+        log_config=None,  # uvicorn's own lines go through our handler (text or JSON)
         log_level=settings.log_level.lower(),
         access_log=False,
         loop="auto",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, FastAPI
 
-from origin import __version__
+from origin import __version__, tracing
 from origin.api import health, oip, openai
 from origin.api.openapi_doc import install_openapi
 from origin.gcpolicy import freeze_long_lived
@@ -41,6 +41,7 @@ from origin.problems import install_problem_handlers
 from origin.repository.registry import ModelRegistry
 from origin.repository.watcher import watch_models
 from origin.settings import OriginSettings
+from origin.tracing import TracingSettings
 
 if TYPE_CHECKING:
     from origin.grpc.checks import CallCheck
@@ -67,13 +68,20 @@ def create_app(
     components: Sequence[OriginComponent] = (),
     extra_routers: Sequence[APIRouter] = (),
     call_checks: Sequence[CallCheck] = (),
+    tracing_settings: TracingSettings | None = None,
 ) -> FastAPI:
-    """Build the origin FastAPI app; models load (and the watcher starts) in its lifespan."""
+    """Build the origin FastAPI app; models load (and the watcher starts) in its lifespan.
+
+    Tracing (`OUTPOST_TRACING_*`) starts first in the lifespan, so model versions loaded at
+    start-up get their batch tracer; it is process-wide (see `origin/tracing.py`).
+    """
     settings = settings or OriginSettings()
+    tracing_settings = tracing_settings or TracingSettings()
     metrics = OriginMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        traced = tracing.start(tracing_settings)
         executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="ort")
         registry = ModelRegistry(settings.models_dir, executor, metrics)
         app.state.registry = registry
@@ -123,6 +131,8 @@ def create_app(
                     log.exception("component %s failed to stop", type(comp).__name__)
             await registry.close()
             executor.shutdown(wait=False, cancel_futures=True)
+            if traced:
+                await asyncio.to_thread(tracing.stop)
 
     app = FastAPI(
         title="Outpost origin",

@@ -27,9 +27,22 @@ class OriginMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.model_request_seconds = Histogram(
+            "outpost_origin_model_request_duration_seconds",
+            "HTTP request duration of requests a model answered, by model",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_size = Gauge(
             "outpost_origin_queue_size",
             "Inputs waiting in a model's batch queue",
+            ["model"],
+            registry=r,
+        )
+        self.queue_capacity = Gauge(
+            "outpost_origin_queue_capacity",
+            "Inputs a model's batch queue holds before answering 429 (batching.max_queue_size)",
             ["model"],
             registry=r,
         )
@@ -86,7 +99,9 @@ class OriginMetrics:
 class ModelObserver:
     """Adapter the batcher reports to (queue and batch metrics for one model version)."""
 
-    def __init__(self, metrics: OriginMetrics, model: str) -> None:
+    def __init__(self, metrics: OriginMetrics, model: str, *, capacity: int | None = None) -> None:
+        if capacity is not None:
+            metrics.queue_capacity.labels(model).set(capacity)
         self._queue = metrics.queue_size.labels(model)
         self._batch = metrics.batch_size.labels(model)
         self._infer = metrics.inference_seconds.labels(model)

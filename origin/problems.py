@@ -1,10 +1,11 @@
 """RFC 9457 problem+json errors and the exception handlers that produce them.
 
 Raise `Problem(status, slug, detail)` anywhere in a request; the handler renders
-`{"type": "urn:outpost:problem:<slug>", "title", "status", "detail", "request_id", ...}` with
-`Cache-Control: no-store`. On the protocol routes the body also carries the `error` member their
-clients read: a string on `/v2` (Open Inference Protocol: tritonclient, KServe), an object with
-`message` on `/v1` (OpenAI's SDKs). Unexpected exceptions become a bare 500 `internal` (logged).
+`{"type": "urn:outpost:problem:<slug>", "title", "status", "detail", "request_id", "trace_id",
+...}` with `Cache-Control: no-store`. On the protocol routes the body also carries the `error`
+member their clients read: a string on `/v2` (Open Inference Protocol: tritonclient, KServe), an
+object with `message` on `/v1` (OpenAI's SDKs). Unexpected exceptions become a bare 500
+`internal` (logged).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from origin.logs import current_trace_id
 
 log = logging.getLogger("origin.problems")
 
@@ -84,6 +87,9 @@ def problem_body(problem: Problem, request_id: str | None, path: str | None = No
     if problem.detail:
         body["detail"] = problem.detail
     body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     body.update(problem.extra)
     error = error_member(problem, path)
     if error is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,4 +44,9 @@ class OriginSettings(BaseSettings):
         "garbage collection (gc.freeze), so full collections stop pausing requests.",
     )
     log_level: str = Field("info", description="Python logging level.")
-    access_log: bool = Field(True, description="One log line per request.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` (readable lines) or `json` (one JSON object per line)."
+    )
+    access_log: bool = Field(
+        True, description="One log line per request (probes such as health checks at debug)."
+    )

@@ -99,6 +99,14 @@ def up(
         str | None,
         typer.Option(help="The edge URL phones use, when the detected LAN address is wrong."),
     ] = None,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor",
+            help="Also run Prometheus (alert rules loaded) and a trace receiver; origins trace "
+            "every request.",
+        ),
+    ] = False,
 ) -> None:
     """Run Vault, two origins and the edge with the demo models; Ctrl-C stops everything.
 
@@ -128,6 +136,8 @@ def up(
         overrides["build_models"] = False
     if lan:
         overrides["lan"] = True
+    if monitor:
+        overrides["monitor"] = True
     try:
         settings = StackSettings(**overrides)
     except ValidationError as exc:
@@ -166,6 +176,20 @@ def token(
 
     token = fetch_local_token(state_file or StackSettings().state_file, scope)
     out.print(token, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="32 hex digits: from a log line or problem.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="The trace receiver (default: the running stack's, from stack.json)."),
+    ] = None,
+) -> None:
+    """Print one trace as a tree of spans, from the trace receiver of `outpost up --monitor`."""
+    from outpost.monitoring.traceview import fetch_trace_tree
+
+    out.print(fetch_trace_tree(trace_id, url), highlight=False, markup=False, soft_wrap=True)
 
 
 @models_app.command("list")
@@ -301,7 +325,7 @@ def vault_status(
 @config_app.command("show")
 def config_show(
     component: Annotated[
-        str, typer.Argument(help="origin | vault | identity | edge | stack | all")
+        str, typer.Argument(help="origin | vault | identity | tracing | edge | stack | all")
     ] = "all",
     env_only: Annotated[
         bool,

@@ -101,12 +101,14 @@ def effective_config(
     from origin.identity.settings import IdentitySettings
     from origin.secrets.settings import VaultSettings
     from origin.settings import OriginSettings
+    from origin.tracing import TracingSettings
     from outpost.stack import StackSettings
 
     builders: dict[str, Callable[[], dict[str, Any]]] = {
         "origin": lambda: OriginSettings().model_dump(mode="json"),
         "vault": lambda: VaultSettings().model_dump(mode="json"),
         "identity": lambda: IdentitySettings().model_dump(mode="json"),
+        "tracing": lambda: TracingSettings().model_dump(mode="json"),
         "edge": _edge,
         "stack": lambda: StackSettings().model_dump(mode="json"),
     }

@@ -1,8 +1,9 @@
 """`outpost up`: the whole local stack (OpenBao, two origins, the edge) in one terminal.
 
 Order: demo models (built offline, cached) -> OpenBao (persistent, auto-unsealed) -> bootstrap
-(idempotent) -> origin replicas -> edge. Each step waits for health before the next; the state
-file `.outpost/stack.json` tells scripts and tests where everything is.
+(idempotent) -> [trace receiver] -> origin replicas -> edge -> [Prometheus]. Each step waits for
+health before the next; the state file `.outpost/stack.json` tells scripts and tests where
+everything is. `--monitor` adds the bracketed parts (`outpost/monitoring/local.py`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ class StackSettings(BaseSettings):
         8788, description="The edge's internal listener (/metrics, detailed /healthz; loopback)."
     )
     build_models: bool = Field(True, description="Build missing demo models before starting.")
+    monitor: bool = Field(
+        False, description="Also run Prometheus (with the alert rules) and a trace receiver."
+    )
+    prometheus_port: int = Field(9190, description="Prometheus's port with --monitor.")
+    otlp_port: int = Field(4318, description="The trace receiver's OTLP/HTTP port (--monitor).")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of new traces the origins record with --monitor."
+    )
 
     @model_validator(mode="after")
     def _one_grpc_port_per_origin(self) -> StackSettings:
@@ -123,6 +132,14 @@ class StackSettings(BaseSettings):
     @property
     def state_file(self) -> Path:
         return self.state_dir / "stack.json"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"  # the operator's, on loopback
+
+    @property
+    def traces_url(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_port}"
 
 
 def url_for(host: str, port: int) -> str:
@@ -218,7 +235,13 @@ def stack_state(
     `config` holds the environment each component was started with, so `outpost config show`
     can show what is running rather than what the current shell would start.
     """
+    monitoring = (
+        {"monitoring": {"prometheus": settings.prometheus_url, "traces": settings.traces_url}}
+        if settings.monitor
+        else {}
+    )
     return {
+        **monitoring,
         "pid": os.getpid(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "edge": {
@@ -289,6 +312,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         with console.status("bootstrapping Vault (idempotent)"):
             bootstrap_local(vault_state, vault.addr)
         common_env = origin_env(settings, vault.addr, public_url)
+        if settings.monitor:
+            common_env.update(_start_trace_receiver(settings, sup, console))
         origins = []
         for port, grpc_port, url in zip(
             settings.origin_ports, settings.grpc_ports, settings.origin_urls(), strict=True
@@ -320,6 +345,9 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                 sup.wait_healthy(child, timeout=180)
 
         env_of_edge = edge_env(settings, public_url)
+        if settings.monitor:  # the edge's own spans
+            env_of_edge["OUTPOST_EDGE_TRACE_SAMPLE_RATIO"] = str(settings.trace_sample_ratio)
+            env_of_edge["OUTPOST_EDGE_TRACE_EXPORT_ENDPOINT"] = f"{settings.traces_url}/v1/traces"
         edge = sup.start(
             "edge",
             [
@@ -333,6 +361,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         )
         with console.status("waiting for the edge"):
             sup.wait_healthy(edge, timeout=60)
+        if settings.monitor:
+            _start_prometheus(settings, sup, console)
 
         config = {
             "edge": redact({**_inherited("OUTPOST_EDGE_"), **env_of_edge}),
@@ -358,6 +388,41 @@ def run_stack(settings: StackSettings, console: Console) -> int:
         vault.stop()
         with contextlib.suppress(OSError):
             settings.state_file.unlink()
+
+
+def _start_trace_receiver(
+    settings: StackSettings, sup: Supervisor, console: Console
+) -> dict[str, str]:
+    """Start the OTLP receiver; returns the env that points the origins' tracing at it."""
+    from outpost.monitoring.local import receiver_argv
+
+    argv = receiver_argv("127.0.0.1", settings.otlp_port, settings.state_dir / "traces.jsonl")
+    receiver = sup.start("traces", argv, health_url=f"{settings.traces_url}/healthz", cwd=str(ROOT))
+    with console.status("starting the trace receiver"):
+        sup.wait_healthy(receiver, timeout=30)
+    return {
+        "OUTPOST_TRACING_ENABLED": "true",
+        "OUTPOST_TRACING_ENDPOINT": f"{settings.traces_url}/v1/traces",
+        "OUTPOST_TRACING_SAMPLE_RATIO": str(settings.trace_sample_ratio),
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans show up within a second
+    }
+
+
+def _start_prometheus(settings: StackSettings, sup: Supervisor, console: Console) -> None:
+    from outpost.monitoring.local import write_prometheus_files
+
+    argv = write_prometheus_files(
+        settings.state_dir,
+        "127.0.0.1",
+        settings.prometheus_port,
+        origins=[f"{settings.origin_host}:{p}" for p in settings.origin_ports],
+        edges=[f"127.0.0.1:{settings.edge_admin_port}"],  # the edge's internal listener
+    )
+    prometheus = sup.start(
+        "prometheus", argv, health_url=f"{settings.prometheus_url}/-/ready", cwd=str(ROOT)
+    )
+    with console.status("starting Prometheus"):
+        sup.wait_healthy(prometheus, timeout=60)
 
 
 def _print_welcome(settings: StackSettings, public_url: str, console: Console) -> None:
@@ -397,6 +462,12 @@ def _print_welcome(settings: StackSettings, public_url: str, console: Console) -
             f"\nAndroid emulator: http://10.0.2.2:{port}   "
             "A phone on your network: `outpost up --lan`.",
             highlight=False,
+        )
+    if settings.monitor:
+        console.print(f"prometheus {settings.prometheus_url}   (alerts: /alerts, rules: /rules)")
+        console.print(
+            f"traces  {settings.traces_url}   (`./dev trace <trace id>`; every span is also "
+            f"in {settings.state_dir / 'traces.jsonl'})"
         )
     console.print("\nTry it (in another terminal):\n", style="bold")
     console.print(

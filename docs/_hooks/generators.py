@@ -138,12 +138,13 @@ def origin_settings_reference() -> str:
     from origin.identity.settings import IdentitySettings
     from origin.secrets.settings import VaultSettings
     from origin.settings import OriginSettings
+    from origin.tracing import TracingSettings
 
     return (
         "Generated from the pydantic-settings models when the docs were built. Every setting is "
         "an environment variable; `python -m origin` also takes `--host`, `--port`, "
-        "`--models-dir`, `--log-level` and `--no-watch`.\n\n"
-        + settings_reference(OriginSettings, VaultSettings, IdentitySettings)
+        "`--models-dir`, `--log-level`, `--log-format` and `--no-watch`.\n\n"
+        + settings_reference(OriginSettings, VaultSettings, IdentitySettings, TracingSettings)
     )
 
 
@@ -176,46 +177,21 @@ def edge_config_reference() -> str:
 
 
 # -- metrics ---------------------------------------------------------------------------------------
-def _collectors(registry: Any) -> Iterator[Any]:
-    from prometheus_client import CollectorRegistry
-
-    for collector in list(registry._collector_to_names):
-        if isinstance(collector, CollectorRegistry):
-            yield from _collectors(collector)
-        else:
-            yield collector
-
-
 def origin_metrics() -> list[dict[str, Any]]:
-    """Every metric the origin's /metrics exposes, read from the app's real registry."""
-    from origin.identity.component import build_origin_app
-    from origin.settings import OriginSettings
+    """Every metric the origin's /metrics exposes (`outpost.monitoring.catalog`)."""
+    from dataclasses import asdict
 
-    with tempfile.TemporaryDirectory() as empty:
-        app = build_origin_app(OriginSettings(models_dir=Path(empty), watch=False))
-    rows = []
-    for collector in _collectors(app.state.metrics.registry):
-        labels = tuple(getattr(collector, "_labelnames", ()))
-        for metric in collector.describe():
-            exposed = metric.name + "_total" if metric.type == "counter" else metric.name
-            rows.append(
-                {
-                    "name": exposed,
-                    "type": metric.type,
-                    "labels": labels,
-                    "help": metric.documentation,
-                }
-            )
-    return rows
+    from outpost.monitoring.catalog import origin_metrics as registered
+
+    return [asdict(m) for m in registered()]
 
 
 def edge_metrics() -> list[dict[str, Any]]:
-    from edge.core.stats import METRICS
+    from dataclasses import asdict
 
-    return [
-        {"name": name, "type": "counter", "labels": labels, "help": text}
-        for name, (text, labels) in METRICS.items()
-    ]
+    from outpost.monitoring.catalog import edge_metrics as registered
+
+    return [asdict(m) for m in registered()]
 
 
 def metrics_reference() -> str:
@@ -693,6 +669,40 @@ _ORIGIN_TARGETS = {
 }
 
 
+def _tracing(data: dict[str, Any]) -> str:
+    """Throughput with tracing off, at the default sampling and at 1.0 (ratios in one run)."""
+    rps = data.get("rps_median", {})
+    ratios = {
+        "default": data.get("ratio_default_vs_off", {}).get("median"),
+        "full": data.get("ratio_full_vs_off", {}).get("median"),
+    }
+    labels = {
+        "off": "off",
+        "default": f"on, default sampling ({data.get('default_sample_ratio')})",
+        "full": "on, sampling 1.0",
+    }
+    rows = [
+        (labels[k], rps.get(k, "-"), "1" if k == "off" else ratios.get(k, "-"))
+        for k in ("off", "default", "full")
+    ]
+    return (
+        f"`{data.get('model')}` at {data.get('clients')} clients, {data.get('rounds')} rounds of "
+        f"{data.get('seconds_per_cell')} s per setting in rotating order, measured "
+        f"{data.get('date')} on {data.get('machine')}. Target: default sampling >= "
+        f"{data.get('target_default_vs_off')} x off.\n\n"
+        + table(["tracing", "req/s (median)", "ratio to off (median of rounds)"], rows)
+    )
+
+
+def _flat(data: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    rows = [
+        ((labels or {}).get(k, _code(k)), v)
+        for k, v in data.items()
+        if not isinstance(v, dict | list)
+    ]
+    return table(["measure", "value"], rows)
+
+
 def _label(labels: dict[str, Any], key: str, source: str) -> Any:
     """The label of a result key; a key without one fails the build instead of showing raw."""
     try:
@@ -1064,13 +1074,20 @@ def benchmarks_reference() -> str:
         if data
         else _not_measured("transports.json", ".venv/bin/python bench/transports.py")
     )
+    out.append("\n### Tracing overhead (`bench/tracing_overhead.py`)\n\n")
+    data = _load_result("tracing.json")
+    out.append(
+        _tracing(data)
+        if data
+        else _not_measured("tracing.json", ".venv/bin/python bench/tracing_overhead.py")
+    )
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
     out.append(quantization_table())
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
-        *("http_clients.json", "gzip.json", "transports.json"),
+        *("http_clients.json", "gzip.json", "transports.json", "tracing.json"),
     }
     others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
     others = [name for name in others if name not in known]

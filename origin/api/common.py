@@ -11,6 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from origin import tracing
 from origin.engine.batcher import BatcherClosed, QueueFull
 from origin.engine.tasks import InputError
 from origin.problems import Problem, validation_problem
@@ -113,6 +114,7 @@ async def run_on_model(
     """
     for attempt in range(3):
         served = registry.resolve(name, version)
+        tracing.tag_model(served.name, served.version)
         items, extra = await prepare(served)
         try:
             results = await served.batcher.submit(items)
@@ -140,9 +142,21 @@ async def tokenize(served: ServedVersion, texts: Sequence[str], field: str = "in
     """Tokenize (in a thread when large); too-long input in reject mode -> 422."""
     pipeline: Any = served.pipeline
     try:
-        if sum(len(t) for t in texts) <= _INLINE_TOKENIZE_CHARS:
-            return pipeline.tokenize(texts)
-        return await asyncio.to_thread(pipeline.tokenize, texts)
+        with tracing.child_span("tokenize") as span:
+            if sum(len(t) for t in texts) <= _INLINE_TOKENIZE_CHARS:
+                items = pipeline.tokenize(texts)
+            else:
+                items = await asyncio.to_thread(pipeline.tokenize, texts)
+            if span is not None:
+                span.set_attributes(
+                    {
+                        tracing.MODEL_NAME: served.name,
+                        tracing.MODEL_VERSION: str(served.version),
+                        "outpost.inputs": len(texts),
+                        "outpost.tokens": sum(item.cost for item in items),
+                    }
+                )
+            return items
     except InputError as exc:
         loc = f"{field}.{exc.index}" if exc.index is not None else field
         raise Problem(

@@ -27,6 +27,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "request_id": {"type": ["string", "null"]},
+        "trace_id": {"type": "string", "description": "W3C trace id of the request"},
     },
 }
 _REF = "#/components/schemas/{model}"

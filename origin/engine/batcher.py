@@ -7,12 +7,15 @@ event loop never blocks. While one batch runs, new items queue up and form the n
 lone request runs at once and a busy model runs full batches. `max_queue_delay_ms` is only spent
 when traffic is visibly arriving (the previous batch was larger than the current one).
 The queue is bounded: a full queue raises `QueueFull` (answered 429 + Retry-After).
+An optional `BatchTracer` hook sees each request wait and each batch run (the origin plugs
+OpenTelemetry in there, `origin/tracing.py`); without one, nothing is traced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -54,11 +57,35 @@ class _Pending(Generic[I]):
     key: Any
     future: asyncio.Future[Any]
     enqueued: float = field(default_factory=time.perf_counter)
+    ticket: Any = None  # the tracer's handle for the request that queued this item
 
 
 class BatchObserver(Protocol):
     def on_batch(self, size: int, seconds: float) -> None: ...
     def on_queue(self, size: int) -> None: ...
+
+
+class BatchTracer(Protocol):
+    """Tracing hook: a request's wait in the queue and the batches that run its items."""
+
+    def enqueue(self, items: int) -> Any:
+        """Called in the submitting request's context; the ticket (None: not traced) rides
+        with its items."""
+        ...
+
+    def begin(self, tickets: Sequence[Any], items: Sequence[Any]) -> Any:
+        """A batch starts; `tickets` has one entry per traced item in it. Returns its handle."""
+        ...
+
+    def run(self, batch: Any, fn: Callable[[Sequence[Any]], Any], items: Sequence[Any]) -> Any:
+        """Call `fn(items)` for the batch (in the worker thread)."""
+        ...
+
+    def end(self, batch: Any, error: BaseException | None) -> None: ...
+
+    def abandon(self, ticket: Any) -> None:
+        """The request stopped waiting before all its items ran."""
+        ...
 
 
 class Batcher(Generic[I, R]):
@@ -73,6 +100,7 @@ class Batcher(Generic[I, R]):
         padded_cost: bool = True,
         key: Callable[[I], Any] | None = None,
         observer: BatchObserver | None = None,
+        tracer: BatchTracer | None = None,
         name: str = "model",
     ) -> None:
         self._run_batch = run_batch
@@ -81,6 +109,7 @@ class Batcher(Generic[I, R]):
         self._padded = padded_cost
         self._key = key
         self._observer = observer
+        self._tracer = tracer
         self.name = name
         self._queue: deque[_Pending[I]] = deque()
         self._wake = asyncio.Event()
@@ -102,8 +131,10 @@ class Batcher(Generic[I, R]):
         if self._queue and len(self._queue) + n > self.config.max_queue_size:
             raise QueueFull(self.retry_after())
         loop = asyncio.get_running_loop()
+        ticket = self._tracer.enqueue(n) if self._tracer is not None else None
         pendings = [
-            _Pending(it, self._key(it) if self._key else None, loop.create_future()) for it in items
+            _Pending(it, self._key(it) if self._key else None, loop.create_future(), ticket=ticket)
+            for it in items
         ]
         self._queue.extend(pendings)
         self._wake.set()
@@ -114,6 +145,8 @@ class Batcher(Generic[I, R]):
         except BaseException:
             for p in pendings:
                 p.future.cancel()
+            if ticket is not None:
+                self._tracer.abandon(ticket)  # type: ignore[union-attr]
             raise
 
     def retry_after(self) -> int:
@@ -191,10 +224,19 @@ class Batcher(Generic[I, R]):
     async def _run(self, batch: list[_Pending[I]], slots: asyncio.Semaphore) -> None:
         loop = asyncio.get_running_loop()
         items = [p.item for p in batch]
+        run: Callable[[Sequence[I]], list[R]] = self._run_batch
+        traced = None
+        if self._tracer is not None:
+            tickets = [p.ticket for p in batch if p.ticket is not None]
+            if tickets:
+                traced = self._tracer.begin(tickets, items)
+                run = functools.partial(self._tracer.run, traced, self._run_batch)
         start = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._run_batch, items)
+            results = await loop.run_in_executor(self._executor, run, items)
         except Exception as exc:
+            if traced is not None:
+                self._tracer.end(traced, exc)  # type: ignore[union-attr]
             log.exception("batch of %d failed for %s", len(items), self.name)
             for p in batch:
                 if not p.future.done():
@@ -203,6 +245,8 @@ class Batcher(Generic[I, R]):
         finally:
             slots.release()
         elapsed = time.perf_counter() - start
+        if traced is not None:
+            self._tracer.end(traced, None)  # type: ignore[union-attr]
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
         if self._observer:
             self._observer.on_batch(len(items), elapsed)

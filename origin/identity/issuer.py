@@ -21,6 +21,7 @@ from typing import Any
 
 import hvac.exceptions
 
+from origin import tracing
 from origin.identity import attestation
 from origin.identity.attestation import AttestationChecker
 from origin.identity.credentials import Principal, decode_key, verify_api_key, verify_client
@@ -176,6 +177,7 @@ class TokenIssuer:
         except ProofError as exc:
             raise OAuthError("invalid_dpop_proof", str(exc)) from None
 
+    @tracing.traced("token.issue")
     def issue(self, request: TokenRequest) -> dict[str, Any]:
         """Handle one token request; raise OAuthError (4xx), RegistrationLimited (429) or
         IssuerUnavailable (503)."""
@@ -185,6 +187,7 @@ class TokenIssuer:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant not in GRANTS:
             raise OAuthError("unsupported_grant_type", f"supported: {', '.join(GRANTS)}")
+        tracing.tag("oauth.grant_type", grant)
         try:
             if grant == GRANT_CLIENT_CREDENTIALS:
                 return self._client_credentials(request)

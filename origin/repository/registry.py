@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from origin import tracing
 from origin.engine.batcher import Batcher
 from origin.metrics import ModelObserver, OriginMetrics
 from origin.problems import Problem
@@ -248,7 +249,10 @@ class ModelRegistry:
             self.executor,
             padded_cost=pipeline.padded_cost,
             key=(lambda it: it.key) if pipeline.task == "tensor" else None,
-            observer=ModelObserver(self.metrics, entry.name),
+            observer=ModelObserver(
+                self.metrics, entry.name, capacity=loaded.config.batching.max_queue_size
+            ),
+            tracer=tracing.batch_tracer(entry.name, st.version),
             name=f"{entry.name}/{st.version}",
         )
         served = ServedVersion(loaded, batcher)

@@ -18,6 +18,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from origin import tracing
 from origin.secrets.settings import VaultSettings
 
 log = logging.getLogger("outpost.origin.vault")
@@ -152,7 +153,7 @@ class VaultClient:
 
     def login(self) -> TokenState:
         """AppRole login; returns the new token's schedule."""
-        with self._lock:
+        with self._lock, tracing.child_span("vault login", {"vault.operation": "login"}):
             if self._secret_id is None:
                 self._secret_id = self._unwrap_secret_id()
             resp = self._client.auth.approle.login(
@@ -190,7 +191,7 @@ class VaultClient:
                 return self.login()
             self._renewals += 1
             self._set_token(auth)
-            log.info("vault token renewed (ttl %.0fs)", new_ttl)
+            log.debug("vault token renewed (ttl %.0fs)", new_ttl)  # routine: every 2/3 TTL
             assert self.token is not None
             return self.token
 
@@ -206,14 +207,18 @@ class VaultClient:
                 return self.login()
             return self.token
 
-    def call(self, fn: Callable[[hvac.Client], T]) -> T:
-        """Run `fn` with a live token; one fresh login and retry on Forbidden."""
-        self.ensure_token()
-        try:
-            return fn(self._client)
-        except hvac.exceptions.Forbidden:
-            self.login()
-            return fn(self._client)
+    def call(self, fn: Callable[[hvac.Client], T], operation: str = "call") -> T:
+        """Run `fn` with a live token; one fresh login and retry on Forbidden.
+
+        Inside a traced request this is a `vault <operation>` span (never with paths or data).
+        """
+        with tracing.child_span(f"vault {operation}", {"vault.operation": operation}):
+            self.ensure_token()
+            try:
+                return fn(self._client)
+            except hvac.exceptions.Forbidden:
+                self.login()
+                return fn(self._client)
 
     # Convenience wrappers for what the origin needs (policy allows nothing else).
 
@@ -227,7 +232,7 @@ class VaultClient:
                 return []
             return [k for k in resp["data"]["keys"] if not k.endswith("/")]
 
-        return self.call(run)
+        return self.call(run, "kv.list")
 
     def read_kv(self, path: str) -> tuple[dict[str, Any], int] | None:
         """KV v2 data and version at `path` (under the mount), or None when absent/deleted."""
@@ -241,7 +246,7 @@ class VaultClient:
                 return None
             return dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"])
 
-        return self.call(run)
+        return self.call(run, "kv.read")
 
     def write_kv(self, path: str, data: dict[str, Any], *, cas: int) -> int:
         """Check-and-set write (`cas=0`: only if absent); returns the new version.
@@ -255,7 +260,7 @@ class VaultClient:
             )
             return int(resp["data"]["version"])
 
-        return self.call(run)
+        return self.call(run, "kv.write")
 
     def delete_kv(self, path: str) -> None:
         """Delete every version and the metadata of the secret at `path` (absent: no-op)."""
@@ -270,7 +275,8 @@ class VaultClient:
         return self.call(
             lambda c: c.secrets.transit.read_key(
                 name or self.settings.transit_key, mount_point=self.settings.transit_mount
-            )["data"]
+            )["data"],
+            "transit.read_key",
         )
 
     def sign(
@@ -291,5 +297,6 @@ class VaultClient:
                 key_version=key_version,
                 mount_point=self.settings.transit_mount,
                 **(extra if rsa_pkcs1v15 else {}),
-            )["data"]["signature"]
+            )["data"]["signature"],
+            "transit.sign",
         )

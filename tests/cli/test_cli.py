@@ -63,7 +63,7 @@ def test_config_show_prints_every_component_as_json() -> None:
     result = _outpost("config", "show")
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert set(shown) == {"origin", "vault", "identity", "edge", "stack"}
+    assert set(shown) == {"origin", "vault", "identity", "tracing", "edge", "stack"}
     assert shown["origin"]["max_body_bytes"] > 0
 
 

@@ -131,6 +131,8 @@ def _route_matcher() -> tuple[Callable[[str | None, str], bool], set[str]]:
         origin.append((re.compile(pattern), methods))
 
     def exists(method: str | None, path: str) -> bool:
+        if path in RECEIVER_ROUTES:  # the local trace receiver of `outpost up --monitor`
+            return method in (None, "POST")
         try:
             found = edge_routes.match(method or "GET", path)
         except edge_routes.MethodNotAllowed as exc:
@@ -147,15 +149,21 @@ def _route_matcher() -> tuple[Callable[[str | None, str], bool], set[str]]:
     return exists, {r.replace("\\", "") for r in roots if r}
 
 
+# Where OTLP/HTTP spans go: what the local trace receiver (outpost/monitoring/receiver.py) and any
+# collector serve.
+RECEIVER_ROUTES = frozenset({"/v1/traces"})
+
+
 def _settings() -> set[str]:
     from edge.config import field_docs
     from origin.identity.settings import IdentitySettings
     from origin.secrets.settings import VaultSettings
     from origin.settings import OriginSettings
+    from origin.tracing import TracingSettings
     from outpost.stack import StackSettings
 
     names = {env for env, _, _ in field_docs()}
-    for cls in (OriginSettings, VaultSettings, IdentitySettings, StackSettings):
+    for cls in (OriginSettings, VaultSettings, IdentitySettings, StackSettings, TracingSettings):
         prefix = cls.model_config.get("env_prefix", "")
         names |= {(prefix + field).upper() for field in cls.model_fields}
     return names | set(_env_reads())

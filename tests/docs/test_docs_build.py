@@ -170,10 +170,10 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
     missing = "*Not yet measured* (no `bench/results/"  # the quantization table reads models/
     text = hooks.generators.benchmarks_reference()
-    assert text.count(missing) == 5  # origin, edge, peers, OIP transports, soak
+    assert text.count(missing) == 6  # origin, edge, peers, OIP transports, tracing, soak
     (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 12345, "errors": 0}')
     text = hooks.generators.benchmarks_reference()
-    assert "12345" in text and text.count(missing) == 4
+    assert "12345" in text and text.count(missing) == 5
     cell = {"rps": 100.0, "p50_ms": 1.5, "p99_ms": 9.0, "errors": 0}
     transports = {
         "results": {"iris": {"32": {"http_json": cell, "http_binary": cell, "grpc": cell}}},
@@ -181,7 +181,7 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     }
     (tmp_path / "transports.json").write_text(json.dumps(transports))
     text = hooks.generators.benchmarks_reference()
-    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 3
+    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 4
 
 
 def test_benchmark_tables_label_every_result_and_show_no_raw_key(
