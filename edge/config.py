@@ -251,6 +251,22 @@ class EdgeConfig:
     eject_base_seconds: float = _doc("First ejection length; doubles per repeat.", default=2.0)
     eject_max_seconds: float = _doc("Longest ejection.", default=60.0)
     token_cache_entries: int = _doc("Verified-token cache size.", default=10_000)
+    trace_sample_ratio: float = _doc(
+        "Share of requests whose edge span is recorded (0-1). The edge always passes W3C "
+        "trace context on to the origin; this decides which spans it writes (a JSON log line "
+        "in Workers, OTLP locally when `trace_export_endpoint` is set).",
+        default=0.1,
+    )
+    trace_trust_incoming_sampled: bool = _doc(
+        "Follow the caller's `traceparent` sampled flag instead of `trace_sample_ratio` (only "
+        "behind a proxy of yours: a client could otherwise have every request recorded).",
+        default=False,
+    )
+    trace_export_endpoint: str = _doc(
+        "Local server: OTLP/HTTP traces URL for the edge's spans, e.g. "
+        "`http://127.0.0.1:4318/v1/traces`. Empty: none exported.",
+        default="",
+    )
     dpop: DpopSettings = _doc(  # noqa: RUF009 - `_doc` is `field` with a doc
         "JSON object: proof checking for device-bound tokens (see DpopSettings below).",
         default_factory=DpopSettings,
@@ -347,6 +363,12 @@ def _coerce(type_name: str, value: Any, name: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{name}: expected a string")
         return value
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+            return value.strip().lower() in ("true", "1")
+        raise ConfigError(f"{name}: expected true or false")
     if type_name == "float":
         return _number(value, name, integer=False)
     if type_name == "int":
@@ -479,6 +501,12 @@ def load_config(*layers: Mapping[str, Any]) -> EdgeConfig:
         bad = set(issuer.algorithms) - SUPPORTED_ALGORITHMS
         if bad:
             raise ConfigError(f"issuer {issuer.issuer}: unsupported algorithms {sorted(bad)}")
+    if not 0 <= config.trace_sample_ratio <= 1:
+        raise ConfigError("trace_sample_ratio must be between 0 and 1")
+    if config.trace_export_endpoint and not config.trace_export_endpoint.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError("trace_export_endpoint must be http(s)")
     dpop = config.dpop
     _check_algorithms(dpop.algorithms, "dpop.algorithms")
     if not set(dpop.algorithms) <= {"ES256", "EdDSA"}:

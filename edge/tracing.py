@@ -23,8 +23,9 @@ free text can reach a span.
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -146,7 +147,12 @@ def incoming_context(headers: Mapping[str, str]) -> TraceContext | None:
     return TraceContext(trace_id, parent_id, flags, parse_tracestate(headers.get("tracestate")))
 
 
-def sample(ratio: float, rand: Callable[[int], int] = secrets.randbits) -> bool:
+# Ids and the sampling coin come from a generator seeded from the OS, not from a syscall per
+# request: they must be unique and unguessable enough for correlation, not secret.
+_rng = random.Random(os.urandom(32))
+
+
+def sample(ratio: float, rand: Callable[[int], int] = _rng.getrandbits) -> bool:
     """True with probability `ratio` (the edge's own coin, not the trace id's bits, which a
     client chooses)."""
     if ratio >= 1:
@@ -158,9 +164,9 @@ def sample(ratio: float, rand: Callable[[int], int] = secrets.randbits) -> bool:
 
 def _new_id(nbytes: int) -> str:
     while True:
-        value = secrets.token_hex(nbytes)
-        if value.strip("0"):
-            return value
+        value = _rng.getrandbits(8 * nbytes)
+        if value:  # all zeros is invalid (W3C Trace Context)
+            return f"{value:0{2 * nbytes}x}"
 
 
 @dataclass(slots=True)

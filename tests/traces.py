@@ -39,10 +39,14 @@ def new_trace() -> SentTrace:
     return SentTrace(secrets.token_hex(16), secrets.token_hex(8))
 
 
-def post_traced(url: str, **kwargs: Any) -> tuple[SentTrace, httpx.Response]:
-    """POST with a fresh sampled `traceparent` (and `tracestate`); returns both."""
+def post_traced(
+    url: str, headers_extra: dict[str, str] | None = None, **kwargs: Any
+) -> tuple[SentTrace, httpx.Response]:
+    """POST with a fresh sampled `traceparent` (and `tracestate`) beside `headers_extra`;
+    returns both."""
     sent = new_trace()
-    return sent, httpx.post(url, headers=sent.headers, timeout=30, **kwargs)
+    headers = {**sent.headers, **(headers_extra or {})}
+    return sent, httpx.post(url, headers=headers, timeout=30, **kwargs)
 
 
 def wait_for_trace(

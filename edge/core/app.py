@@ -21,11 +21,12 @@ from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
 from edge.core.finish import Compressor, Cors, conditional, stamp
 from edge.core.plan import Plan, Planner
-from edge.core.problems import problem, with_error_member
+from edge.core.problems import finish_problem, problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.stats import Stats
 from edge.limits.ratelimit import RateLimiter
 from edge.runtime.base import Platform
+from edge.tracing import FinishedSpan
 from edge.upstream.forward import forward_headers, from_upstream, upstream_problem
 from edge.upstream.pool import ForwardFailure, NoOriginAvailable, OriginPool
 
@@ -50,7 +51,8 @@ class EdgeApp:
         self.limiter = RateLimiter(platform.monotonic)
         self.cache = EdgeCache(config, platform.now, platform.cache_tier2)
         self.pool = OriginPool(config, platform, self.stats)
-        self.planner = Planner(config, self.auth, self.pool.versions)
+        self.planner = Planner(config, self.auth, self.pool.versions, platform.now)
+        self.spans = platform.span_sink(config)
         self.endpoints = Endpoints(platform, self.pool, self.cache, self.stats)
         self.cors = Cors(config.cors_origins)
         self.compressor = Compressor(config, platform.gzip)
@@ -61,13 +63,41 @@ class EdgeApp:
         try:
             resp = await self._run(req, plan)
         except Exception:
-            log.exception("request_id=%s unexpected error", plan.rid)
+            log.exception(
+                "request_id=%s trace_id=%s unexpected error", plan.rid, plan.span.trace_id
+            )
             resp = problem(500, "internal", "Internal error.", plan.rid)
         self._finish(req, resp, plan)
         self.stats.inc("outpost_edge_requests_total", plan.route_name, str(resp.status))
         if plan.cache_state is not None:
             self.stats.inc("outpost_edge_cache_total", plan.cache_state)
+        if self.spans is not None and plan.span.sampled:
+            self.spans.emit(self._finished_span(req, resp, plan))
         return resp
+
+    def _finished_span(self, req: EdgeRequest, resp: EdgeResponse, plan: Plan) -> FinishedSpan:
+        attributes: dict[str, str | int | float | bool] = {
+            "http.request.method": req.method,
+            "http.route": plan.route_name,
+            "outpost.request_id": plan.rid,
+            "outpost.runtime": self.platform.name,
+        }
+        if plan.cache_state is not None:
+            attributes["outpost.cache"] = plan.cache_state
+        if plan.model:
+            attributes["outpost.model.name"] = plan.model
+            attributes["outpost.pool"] = plan.pool
+        version = resp.headers.get("x-model-version")
+        if version:
+            attributes["outpost.model.version"] = version
+        if resp.status == 429:
+            attributes["outpost.rate_limited"] = True
+        return plan.span.finish(
+            f"{req.method} {plan.route_name}",
+            end=self.platform.now(),
+            status_code=resp.status,
+            attributes=attributes,
+        )
 
     async def _run(self, req: EdgeRequest, plan: Plan) -> EdgeResponse:
         if plan.answer is not None:
@@ -162,7 +192,7 @@ class EdgeApp:
 
     def _finish(self, req: EdgeRequest, resp: EdgeResponse, plan: Plan) -> None:
         stamp(resp, plan.rid, plan.limit_headers)
-        with_error_member(resp, req.path)
+        finish_problem(resp, req.path, plan.span.trace_id)
         self.cors.apply(req, resp)
         conditional(req, resp)
         self.compressor.apply(req, resp, plan.served_from)
@@ -177,7 +207,7 @@ class EdgeApp:
                 "primary",
                 req.method,
                 req.target,
-                forward_headers(req, plan.rid),
+                forward_headers(req, plan.rid, plan.span),
                 req.body or None,
                 plan.route.retryable,
                 kind=plan.route.name,
@@ -242,7 +272,7 @@ class EdgeApp:
                 plan.pool,
                 "POST",
                 req.target,
-                forward_headers(req, plan.rid),
+                forward_headers(req, plan.rid, plan.span),
                 req.body,
                 True,
                 kind=plan.model,

@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.auth.bearer import Authenticator, Principal
@@ -25,6 +26,7 @@ from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.routes import Match, MethodNotAllowed, Route, match
 from edge.core.work import Work
+from edge.tracing import EdgeSpan, start_span
 from edge.upstream.pool import ModelVersions
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -56,6 +58,7 @@ class Plan:
     """One request's plan; `EdgeApp` fills in the outcome fields as it runs the steps."""
 
     rid: str
+    span: EdgeSpan
     route_name: str = "unmatched"  # the `route` label of the request counter
     answer: EdgeResponse | None = None  # answered now: nothing is counted or forwarded
     local: str | None = None  # one of the edge's own endpoints answers
@@ -81,8 +84,15 @@ class Plan:
 class Planner:
     """Builds plans; holds what plans are made from (the config, known tokens, model versions)."""
 
-    def __init__(self, config: EdgeConfig, auth: Authenticator, versions: ModelVersions) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        auth: Authenticator,
+        versions: ModelVersions,
+        clock: Callable[[], float],
+    ) -> None:
         self._config = config
+        self._clock = clock
         self._auth = auth
         self._versions = versions
         self._pools = {o.pool for o in config.origins}
@@ -90,7 +100,14 @@ class Planner:
 
     def plan(self, req: EdgeRequest) -> Plan:
         """The plan for `req`, complete unless `verify` is set."""
-        plan = Plan(request_id(req))
+        config = self._config
+        span = start_span(
+            req.headers,
+            now=self._clock(),
+            sample_ratio=config.trace_sample_ratio,
+            trust_sampled=config.trace_trust_incoming_sampled,
+        )
+        plan = Plan(request_id(req), span)
         if req.method == "OPTIONS" and "access-control-request-method" in req.headers:
             plan.route_name = "preflight"
             plan.local = "preflight"

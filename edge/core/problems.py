@@ -2,7 +2,7 @@
 
 The clients of each protocol read errors their own way: Open Inference Protocol clients
 (tritonclient, KServe's) an `error` string, OpenAI's SDKs an `error` object with `message`,
-`type` and `param`. `with_error_member` adds the one a path's protocol expects, so one body
+`type` and `param`. `finish_problem` adds the one a path's protocol expects, so one body
 serves both a problem+json reader and the protocol's client."""
 
 from __future__ import annotations
@@ -57,16 +57,16 @@ def problem(
     return EdgeResponse(status, out, json.dumps(body, separators=(",", ":")).encode(), body)
 
 
-def with_error_member(resp: EdgeResponse, path: str) -> None:
-    """Add the `error` member `path`'s protocol reads to an edge-made problem answer."""
+def finish_problem(resp: EdgeResponse, path: str, trace_id: str) -> None:
+    """Complete an edge-made problem answer: its trace id, and the `error` member `path`'s
+    protocol reads."""
     body = resp.problem
     if body is None:
         return
+    body["trace_id"] = trace_id
     if path == "/v2" or path.startswith("/v2/"):
         body["error"] = body["detail"]
     elif path.startswith("/v1/"):
         body["error"] = {"message": body["detail"], "type": body["type"].rsplit(":", 1)[-1]}
         body["error"]["param"] = None
-    else:
-        return
     resp.body = json.dumps(body, separators=(",", ":")).encode()

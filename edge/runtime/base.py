@@ -6,8 +6,10 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from edge.cache import CacheTier
+from edge.config import EdgeConfig
 from edge.core.request import UpstreamResponse
 from edge.core.stats import Stats
+from edge.tracing import SpanSink
 
 
 class Platform(Protocol):
@@ -52,6 +54,10 @@ class Platform(Protocol):
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         """(content type, body) for `/metrics`, or None where metrics are not served."""
+        ...
+
+    def span_sink(self, config: EdgeConfig) -> SpanSink | None:
+        """Where the edge's sampled spans go (None: nowhere; context is still propagated)."""
         ...
 
     def gzip(self, body: bytes, level: int) -> bytes:

@@ -25,8 +25,10 @@ from prometheus_client.registry import Collector
 from yarl import URL
 
 from edge.cache import CacheTier
+from edge.config import EdgeConfig
 from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import METRICS, Stats
+from edge.tracing import SpanSink
 
 _ALGS = {
     "EdDSA": OKPAlgorithm(),
@@ -87,6 +89,7 @@ class LocalPlatform:
         self._keys: dict[tuple[Any, ...], Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registry: CollectorRegistry | None = None
+        self._sink: Any = None
 
     async def fetch(
         self,
@@ -188,7 +191,17 @@ class LocalPlatform:
         # CPU (zlib's window sized to the body) and 9% smaller output (bench/gzip_bench.py).
         return isal_zlib.compress(body, _ISAL_LEVEL[level], 31)  # wbits 31: a gzip member
 
+    def span_sink(self, config: EdgeConfig) -> SpanSink | None:
+        if not config.trace_export_endpoint:
+            return None
+        from edge.tracing_otel import OtelSpanSink  # the SDK only when spans are exported
+
+        self._sink = OtelSpanSink(config.trace_export_endpoint)
+        return self._sink
+
     async def aclose(self) -> None:
+        if self._sink is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._sink.shutdown)
         for task in list(self._tasks):
             task.cancel()
         if self._session is not None:

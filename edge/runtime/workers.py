@@ -13,8 +13,10 @@ from typing import Any
 
 from edge.cache import CachedResponse
 from edge.compression import zlib_gzip
+from edge.config import EdgeConfig
 from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import Stats
+from edge.tracing import LogSpanSink, SpanSink
 
 _IMPORT = {
     "EdDSA": {"name": "Ed25519"},
@@ -182,6 +184,11 @@ class WorkersPlatform:
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         return None
+
+    def span_sink(self, config: EdgeConfig) -> SpanSink | None:
+        # The OpenTelemetry SDK does not run here: sampled spans are JSON log lines, which
+        # Workers Logs and Logpush carry.
+        return LogSpanSink(print)
 
     def gzip(self, body: bytes, level: int) -> bytes:
         return zlib_gzip(body, level)

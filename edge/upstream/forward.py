@@ -7,6 +7,7 @@ import logging
 
 from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse, UpstreamResponse
+from edge.tracing import EdgeSpan
 from edge.upstream.pool import ForwardFailure, NoOriginAvailable
 
 log = logging.getLogger("edge.upstream")
@@ -34,15 +35,17 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 
 
-def forward_headers(req: EdgeRequest, rid: str) -> dict[str, str]:
+def forward_headers(req: EdgeRequest, rid: str, span: EdgeSpan) -> dict[str, str]:
     """The request's headers as sent to the origin: hop-by-hop ones (and those the client named
     in Connection, RFC 9110 §7.6.1) and client-address claims dropped; the request id, the
-    client's address as the edge saw it, and `Accept-Encoding: identity` (the edge compresses
-    itself) set."""
+    client's address as the edge saw it, the trace context with the edge's span as the parent,
+    and `Accept-Encoding: identity` (the edge compresses itself) set."""
     listed = {t.strip().lower() for t in req.headers.get("connection", "").split(",")}
     out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED and k not in listed}
     out["x-request-id"] = rid
     out["accept-encoding"] = "identity"
+    out.pop("tracestate", None)  # the client's, unless the edge continued its trace
+    out.update(span.outgoing_headers())
     if req.client_ip:
         out["x-forwarded-for"] = req.client_ip
     return out

@@ -45,6 +45,16 @@ class Call:
 Handler = Callable[[Call], Awaitable[UpstreamResponse]]
 
 
+class ListSink:
+    """The edge's finished spans, kept for the test to read."""
+
+    def __init__(self) -> None:
+        self.finished: list[Any] = []
+
+    def emit(self, done: Any) -> None:
+        self.finished.append(done)
+
+
 class FakePlatform:
     """`Platform` in memory: `fetch` goes to the handler serving the URL's base (none: a
     connection failure), signatures are verified for real, `advance` moves both clocks."""
@@ -56,6 +66,7 @@ class FakePlatform:
         self.handlers: dict[str, Handler] = {}
         self.calls: list[Call] = []
         self.read_timeouts: list[float | None] = []
+        self.spans = ListSink()
         self.offset = 0.0
         self._local = LocalPlatform()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,6 +122,9 @@ class FakePlatform:
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         return self._local.metrics_text(stats)
+
+    def span_sink(self, config: Any) -> Any:
+        return self.spans
 
     def gzip(self, body: bytes, level: int) -> bytes:
         c = zlib.compressobj(level, zlib.DEFLATED, 31)
