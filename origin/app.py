@@ -28,8 +28,9 @@ from typing import Any, Protocol, runtime_checkable
 from fastapi import APIRouter, FastAPI
 
 from origin import __version__
-from origin.api import health, oip, openai
+from origin.api import health, images, oip, openai, rerank
 from origin.api.openapi_doc import install_openapi
+from origin.api.uploads import DecodePool, body_limit
 from origin.gcpolicy import freeze_long_lived
 from origin.metrics import OriginMetrics
 from origin.middleware import OriginMiddleware
@@ -69,6 +70,8 @@ def create_app(
         executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="ort")
         registry = ModelRegistry(settings.models_dir, executor, metrics)
         app.state.registry = registry
+        decoder = DecodePool(settings.image_decode_threads, settings.max_pending_images)
+        app.state.decoder = decoder
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
         started: list[OriginComponent] = []
@@ -115,6 +118,7 @@ def create_app(
                     log.exception("component %s failed to stop", type(comp).__name__)
             await registry.close()
             executor.shutdown(wait=False, cancel_futures=True)
+            decoder.close()
 
     app = FastAPI(
         title="Outpost origin",
@@ -130,6 +134,8 @@ def create_app(
     install_problem_handlers(app)
     install_openapi(app)
     app.include_router(openai.router)
+    app.include_router(images.router)
+    app.include_router(rerank.router)
     app.include_router(oip.router)
     app.include_router(health.router)
     for router in extra_routers:
@@ -137,6 +143,7 @@ def create_app(
     app.add_middleware(
         OriginMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_limit=body_limit(settings),
         metrics=metrics,
         access_log=settings.access_log,
     )

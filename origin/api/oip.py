@@ -2,9 +2,12 @@
 
 Text models take one BYTES input (shape [n] or [n, 1], data = strings) and return
 `embedding` FP32 [n, dim], or `probabilities` FP32 [n, classes] plus `label` BYTES [n].
-Tensor models take the graph's own inputs and return its outputs. The binary tensor data
-extension is not supported (400 with a clear detail); output `binary_data` requests are
-answered with JSON data, which Triton's client accepts.
+Image models take one BYTES input of encoded images (JPEG, PNG, WebP, HEIC; in JSON each
+element is base64 or a data URL) and answer like the text models. Rerank models (cross-encoders)
+take BYTES `query` ([1], or [n] for n independent pairs) and `document` ([n]) and return
+`score` FP32 [n]. Tensor models take the graph's own inputs and return its outputs. The binary
+tensor data extension is not supported (400 with a clear detail); output `binary_data` requests
+are answered with JSON data, which Triton's client accepts.
 """
 
 from __future__ import annotations
@@ -27,8 +30,12 @@ from origin.api.common import (
     run_on_model,
     tokenize,
 )
+from origin.api.images import run_images
+from origin.api.rerank import score
+from origin.api.uploads import check_count, image_bytes
 from origin.engine.tasks import InputError, oip_output
 from origin.problems import Problem
+from origin.repository.config import IMAGE_TASKS
 from origin.repository.registry import ModelRegistry, ServedVersion
 
 router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
@@ -72,8 +79,14 @@ async def server_metadata() -> Response:
 # ---------------------------------------------------------------------------- metadata
 def _text_io(served: ServedVersion) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     p: Any = served.pipeline
-    inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    if p.task == "embeddings":
+    if p.task == "rerank":
+        return [
+            {"name": "query", "datatype": "BYTES", "shape": [-1]},
+            {"name": "document", "datatype": "BYTES", "shape": [-1]},
+        ], [{"name": "score", "datatype": "FP32", "shape": [-1]}]
+    name = "image" if p.task in IMAGE_TASKS else "text"
+    inputs = [{"name": name, "datatype": "BYTES", "shape": [-1]}]
+    if p.task in ("embeddings", "image-embeddings"):
         return inputs, [{"name": "embedding", "datatype": "FP32", "shape": [-1, p.dimensions]}]
     return inputs, [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(p.labels)]},
@@ -163,12 +176,20 @@ def _reject_binary(request: Request, req: InferRequest | None = None) -> None:
 
 async def _infer(request: Request, model: str, version: int | None) -> Response:
     _reject_binary(request)
+    reg = _registry(request)
+    task = reg.resolve(model, version).pipeline.task
     req = await parse_body(request, InferRequest)
     _reject_binary(request, req)
-    reg = _registry(request)
-    served_probe = reg.resolve(model, version)
-    if served_probe.pipeline.task == "tensor":
+    limit = request.app.state.settings.max_body_bytes
+    if task not in IMAGE_TASKS and len(await request.body()) > limit:
+        # The route admits image-sized bodies (uploads.body_limit); other models do not.
+        raise Problem(413, "payload-too-large", f"request body exceeds the limit of {limit} bytes")
+    if task == "tensor":
         served, outputs = await _infer_tensor(reg, model, version, req)
+    elif task in IMAGE_TASKS:
+        served, outputs = await _infer_images(request, model, version, req, task)
+    elif task == "rerank":
+        served, outputs = await _infer_rerank(request, model, version, req)
     else:
         served, outputs = await _infer_text(request, reg, model, version, req)
     if req.outputs:
@@ -201,22 +222,27 @@ def _text_input(req: InferRequest) -> list[str]:
             "text models take exactly one BYTES input",
             errors=[{"field": "inputs", "message": "expected one input"}],
         )
-    inp = req.inputs[0]
+    return _bytes_input(req.inputs[0], 0)
+
+
+def _bytes_input(inp: InferInput, pos: int, kinds: tuple[type, ...] = (str,)) -> list[Any]:
+    """The elements of a BYTES input (shape [n] or [n, 1]): strings, or with `kinds` also raw
+    bytes (as the binary tensor extension delivers them)."""
     if inp.datatype != "BYTES":
         raise Problem(
             422,
             "invalid-request",
             f"input {inp.name!r} must be BYTES (strings), got {inp.datatype}",
-            errors=[{"field": "inputs.0.datatype", "message": "expected BYTES"}],
+            errors=[{"field": f"inputs.{pos}.datatype", "message": "expected BYTES"}],
         )
     data = inp.data
     flat = list(np.asarray(data, dtype=object).reshape(-1)) if isinstance(data, list) else None
-    if flat is None or not all(isinstance(x, str) for x in flat):
+    if flat is None or not all(isinstance(x, kinds) for x in flat):
         raise Problem(
             422,
             "invalid-request",
             f"input {inp.name!r}: data must be a list of strings",
-            errors=[{"field": "inputs.0.data", "message": "expected strings"}],
+            errors=[{"field": f"inputs.{pos}.data", "message": "expected strings"}],
         )
     if (
         not inp.shape
@@ -228,11 +254,70 @@ def _text_input(req: InferRequest) -> list[str]:
         raise Problem(
             422,
             "invalid-request",
-            f"input {inp.name!r}: shape must be [n] or [n, 1] matching {len(flat)} strings, "
+            f"input {inp.name!r}: shape must be [n] or [n, 1] matching {len(flat)} elements, "
             f"got {inp.shape}",
-            errors=[{"field": "inputs.0.shape", "message": "shape mismatch"}],
+            errors=[{"field": f"inputs.{pos}.shape", "message": "shape mismatch"}],
         )
     return flat
+
+
+async def _infer_images(
+    request: Request, model: str, version: int | None, req: InferRequest, task: str
+) -> tuple[ServedVersion, list[dict[str, Any]]]:
+    if len(req.inputs) != 1:
+        raise Problem(
+            422,
+            "invalid-request",
+            "image models take exactly one BYTES input of encoded images",
+            errors=[{"field": "inputs", "message": "expected one input"}],
+        )
+    values = _bytes_input(req.inputs[0], 0, (str, bytes))
+    check_count(len(values), request.app.state.settings, "inputs.0.data")
+    blobs = [image_bytes(v, f"inputs.0.data.{i}") for i, v in enumerate(values)]
+    served, results = await run_images(request, model, version, blobs, task, "inputs.0.data")
+    matrix = np.stack(results)
+    if served.pipeline.task == "image-embeddings":
+        return served, [oip_output("embedding", matrix)]
+    labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
+    top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
+    return served, [oip_output("probabilities", matrix), oip_output("label", top)]
+
+
+async def _infer_rerank(
+    request: Request, model: str, version: int | None, req: InferRequest
+) -> tuple[ServedVersion, list[dict[str, Any]]]:
+    by_name = {inp.name: (pos, inp) for pos, inp in enumerate(req.inputs)}
+    if sorted(by_name) != ["document", "query"] or len(req.inputs) != 2:
+        raise Problem(
+            422,
+            "invalid-request",
+            "rerank models take two BYTES inputs: query ([1] or [n]) and document ([n])",
+            errors=[{"field": "inputs", "message": "expected query and document"}],
+        )
+    queries = _bytes_input(by_name["query"][1], by_name["query"][0])
+    docs = _bytes_input(by_name["document"][1], by_name["document"][0])
+    if len(queries) not in (1, len(docs)):
+        raise Problem(
+            422,
+            "invalid-request",
+            f"query has {len(queries)} elements; send 1, or one per document ({len(docs)})",
+            errors=[{"field": "inputs", "message": "query and document counts differ"}],
+        )
+    settings = request.app.state.settings
+    check_texts(queries, settings, field="query")
+    check_texts(docs, settings, field="document")
+    if len(queries) == 1:
+        served, _, scores = await score(request, model, version, queries[0], docs)
+    else:  # independent pairs: one scoring per distinct query
+        scores = [0.0] * len(docs)
+        served = None
+        for query in dict.fromkeys(queries):
+            idx = [i for i, q in enumerate(queries) if q == query]
+            served, _, part = await score(request, model, version, query, [docs[i] for i in idx])
+            for i, value in zip(idx, part, strict=True):
+                scores[i] = value
+        assert served is not None
+    return served, [oip_output("score", np.asarray(scores, dtype=np.float32))]
 
 
 async def _infer_text(

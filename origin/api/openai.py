@@ -3,16 +3,16 @@ classifications, and the model list."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from origin.api.common import (
     check_texts,
+    classification_items,
+    embedding_items,
     json_response,
     no_store,
     parse_body,
@@ -81,20 +81,9 @@ async def embeddings(request: Request) -> Response:
             f"{req.dimensions} is not supported",
             errors=[{"field": "dimensions", "message": "unsupported"}],
         )
-    if req.encoding_format == "base64":
-        data = [
-            {
-                "object": "embedding",
-                "index": i,
-                "embedding": base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode(),
-            }
-            for i, v in enumerate(vectors)
-        ]
-    else:
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
     body = {
         "object": "list",
-        "data": data,
+        "data": embedding_items(vectors, req.encoding_format),
         "model": served.name,
         "model_version": served.version,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
@@ -110,20 +99,11 @@ async def classifications(request: Request) -> Response:
     served, tokens, probs = await _run_texts(request, req.model, texts, "text-classification")
     labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
     top_k = req.top_k or served.config.top_k or len(labels)
-    data = []
-    for i, p in enumerate(probs):
-        order = np.argsort(-p, kind="stable")[:top_k]
-        data.append(
-            {
-                "index": i,
-                "labels": [{"label": labels[j], "score": float(p[j])} for j in order],
-            }
-        )
     body = {
         "object": "list",
         "model": served.name,
         "model_version": served.version,
-        "data": data,
+        "data": classification_items(probs, labels, top_k),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return json_response(body, served.headers)
