@@ -47,6 +47,13 @@ _OTHER_FORMATS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\x0a", "JPEG XL"),
     (4, b"JXL ", "JPEG XL"),
 )
+# Magic numbers of the formats we take: such data that Pillow cannot open is corrupt.
+_OUR_FORMATS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (8, b"WEBP", "WebP"),
+    *((4, b"ftyp" + brand, "HEIC") for brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1")),
+)
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "box": Image.Resampling.BOX,
@@ -68,9 +75,11 @@ class ImageError(ValueError):
         self.message = message
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The name of a format we refuse, from its magic number (None when unknown)."""
-    for offset, magic, name in _OTHER_FORMATS:
+def sniff_format(
+    data: bytes, table: tuple[tuple[int, bytes, str], ...] = _OTHER_FORMATS
+) -> str | None:
+    """The format named by `data`'s magic number in `table` (None when unknown)."""
+    for offset, magic, name in table:
         if data[offset : offset + len(magic)] == magic:
             return name
     return None
@@ -85,6 +94,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
+        ours = sniff_format(data, _OUR_FORMATS)
+        if ours is not None:
+            raise ImageError(422, "corrupt-image", f"the {ours} header is corrupt") from None
         other = sniff_format(data)
         what = f"{other} images are not supported" if other else "not a recognised image"
         raise ImageError(415, "unsupported-image-format", f"{what}; send {ACCEPTED}") from None
