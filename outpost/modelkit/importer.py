@@ -69,7 +69,7 @@ def default_model_config(src: Path, task: str) -> dict[str, Any]:
     config["batching"] = {
         "max_batch_size": 32,
         "max_queue_delay_ms": 2,
-        "max_batch_tokens": 8192,
+        "max_batch_tokens": 1024,
         "max_queue_size": 256,
     }
     return config
