@@ -64,7 +64,12 @@ def import_command(
     src: Annotated[Path, typer.Argument(help="Local Hugging Face checkpoint folder.")],
     name: Annotated[str, typer.Option("--name", help="Model name (folder under models/).")],
     task: Annotated[
-        str, typer.Option("--task", help="embeddings | text-classification")
+        str,
+        typer.Option(
+            "--task",
+            help="embeddings | text-classification | rerank | image-classification | "
+            "image-embeddings",
+        ),
     ] = "embeddings",
     int8: Annotated[
         bool, typer.Option("--int8", help="Serve a dynamically quantized int8 graph.")
