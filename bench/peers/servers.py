@@ -328,6 +328,7 @@ def optional_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
         replace(edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"),
         origin_spec("outpost-fp32-sleep", 1, "fp32", origin_settings, variant="sleep"),
         replace(edge_spec("outpost-fp32-sleep"), name="edge-nocache-sleep"),
+        origin_spec("outpost-fp32-wide", 1, "fp32", origin_settings, variant="wide"),
     ]
 
 
