@@ -34,18 +34,7 @@ TARGET = 0.95
 
 
 def engine_limit(models_dir: str) -> dict:
-    argv = [
-        str(servers.PROJECT_PY),
-        str(Path(__file__).with_name("engine_limit.py")),
-        models_dir,
-        "--kind",
-        "long",
-        "--seconds",
-        "3",
-        "--rounds",
-        "2",
-    ]
-    limit = json.loads(servers.last_line(argv, 900, "engine limit"))
+    limit = run.engine_limit(models_dir)
     print(
         f"engine limit: {limit['limit_inputs_per_s']} long inputs/s at batch {limit['best_batch']}",
         flush=True,

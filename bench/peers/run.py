@@ -240,10 +240,9 @@ def run_cell(
     return result
 
 
-def engine_limit(launch: servers.Launch, seconds: float = 3.0) -> dict:
-    """The engine's limit for long inputs, in-process (best batch), for the model repository
-    an origin launch serves (see engine_limit.py)."""
-    models_dir = launch.argv[launch.argv.index("--models-dir") + 1]
+def engine_limit(models_dir: str, seconds: float = 3.0, rounds: int = 2) -> dict:
+    """The engine's limit for long inputs, in-process (best batch), for a single-model
+    repository such as an origin run serves (see engine_limit.py)."""
     argv = [
         str(servers.PROJECT_PY),
         str(Path(__file__).with_name("engine_limit.py")),
@@ -252,8 +251,10 @@ def engine_limit(launch: servers.Launch, seconds: float = 3.0) -> dict:
         "long",
         "--seconds",
         str(seconds),
+        "--rounds",
+        str(rounds),
     ]
-    return json.loads(servers.last_line(argv, 600, "engine limit"))
+    return json.loads(servers.last_line(argv, 900, "engine limit"))
 
 
 def warm(base: str, launch: servers.Launch, texts: dict[str, list[str]]) -> None:
@@ -375,7 +376,8 @@ def bench_server(
             warm(base, launch, texts)
             record["idle_rss_mb"] = round(sampler.current() / 2**20, 1)
             if "--models-dir" in launch.argv and any(k == "long" for k, *_ in cells):
-                record["engine_limit_long"] = engine_limit(launch)
+                models_dir = launch.argv[launch.argv.index("--models-dir") + 1]
+                record["engine_limit_long"] = engine_limit(models_dir)
                 print(
                     f"  {spec.name:18s} engine limit (long, in-process): "
                     f"{record['engine_limit_long']['limit_inputs_per_s']} inputs/s at batch "

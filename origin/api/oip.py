@@ -275,12 +275,7 @@ async def _infer_images(
     check_count(len(values), request.app.state.settings, "inputs.0.data")
     blobs = [image_bytes(v, f"inputs.0.data.{i}") for i, v in enumerate(values)]
     served, results = await run_images(request, model, version, blobs, task, "inputs.0.data")
-    matrix = np.stack(results)
-    if served.pipeline.task == "image-embeddings":
-        return served, [oip_output("embedding", matrix)]
-    labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
-    top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
-    return served, [oip_output("probabilities", matrix), oip_output("label", top)]
+    return served, _vector_outputs(served, results)
 
 
 async def _infer_rerank(
@@ -330,12 +325,18 @@ async def _infer_text(
         return await tokenize(served, texts, field="inputs.0.data"), None
 
     served, _, results = await run_on_model(reg, model, version, prepare)
+    return served, _vector_outputs(served, results)
+
+
+def _vector_outputs(served: ServedVersion, results: list[Any]) -> list[dict[str, Any]]:
+    """`embedding` [n, dim] for embedding tasks; `probabilities` [n, classes] and `label` [n]
+    for classification."""
     matrix = np.stack(results)
-    if served.pipeline.task == "embeddings":
-        return served, [oip_output("embedding", matrix)]
+    if served.pipeline.task in ("embeddings", "image-embeddings"):
+        return [oip_output("embedding", matrix)]
     labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
     top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
-    return served, [oip_output("probabilities", matrix), oip_output("label", top)]
+    return [oip_output("probabilities", matrix), oip_output("label", top)]
 
 
 async def _infer_tensor(

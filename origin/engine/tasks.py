@@ -158,6 +158,26 @@ class _SessionPipeline:
         self.inputs = session_inputs(session)
         self.outputs = session_outputs(session)
 
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ()
+
+    def _pick_output(self) -> str:
+        """model.yaml's `output_name`, else the first of the task's usual outputs, else the
+        graph's first output."""
+        names = [o.name for o in self.outputs]
+        if self.config.output_name:
+            if self.config.output_name not in names:
+                raise ModelFolderError(
+                    self.folder / "model.onnx",
+                    "output_name",
+                    f"no output {self.config.output_name!r}; the graph has {names}",
+                )
+            return self.config.output_name
+        for name in self._preferred_outputs():
+            if name in names:
+                return name
+        return names[0]
+
 
 class TextPipeline(_SessionPipeline):
     """Shared tokenization and padding for the text tasks."""
@@ -208,24 +228,6 @@ class TextPipeline(_SessionPipeline):
         if isinstance(positions, int) and positions > 0:
             limit = min(limit, positions)
         return limit
-
-    def _preferred_outputs(self) -> Sequence[str]:
-        return ()
-
-    def _pick_output(self) -> str:
-        names = [o.name for o in self.outputs]
-        if self.config.output_name:
-            if self.config.output_name not in names:
-                raise ModelFolderError(
-                    self.folder / "model.onnx",
-                    "output_name",
-                    f"no output {self.config.output_name!r}; the graph has {names}",
-                )
-            return self.config.output_name
-        for name in self._preferred_outputs():
-            if name in names:
-                return name
-        return names[0]
 
     # -- pre-processing (event loop or a helper thread; the Rust tokenizer releases the GIL)
     def tokenize(self, texts: Sequence[str]) -> list[TextItem]:

@@ -115,21 +115,6 @@ class ImagePipeline(_SessionPipeline):
                 f"{height}x{width}",
             )
 
-    def _preferred_outputs(self) -> Sequence[str]:
-        return ()
-
-    def _pick_output(self) -> str:
-        names = [o.name for o in self.outputs]
-        if self.config.output_name:
-            if self.config.output_name not in names:
-                raise ModelFolderError(
-                    self.folder / "model.onnx",
-                    "output_name",
-                    f"no output {self.config.output_name!r}; the graph has {names}",
-                )
-            return self.config.output_name
-        return next((n for n in self._preferred_outputs() if n in names), names[0])
-
     # -- pre-processing (the origin's image threads)
     def prepare(self, data: bytes, max_pixels: int) -> ImageItem:
         """Decode and preprocess one upload (raises images.ImageError)."""
