@@ -301,17 +301,7 @@ async def _infer_rerank(
     settings = request.app.state.settings
     check_texts(queries, settings, field="query")
     check_texts(docs, settings, field="document")
-    if len(queries) == 1:
-        served, _, scores = await score(request, model, version, queries[0], docs)
-    else:  # independent pairs: one scoring per distinct query
-        scores = [0.0] * len(docs)
-        served = None
-        for query in dict.fromkeys(queries):
-            idx = [i for i, q in enumerate(queries) if q == query]
-            served, _, part = await score(request, model, version, query, [docs[i] for i in idx])
-            for i, value in zip(idx, part, strict=True):
-                scores[i] = value
-        assert served is not None
+    served, _, scores = await score(request, model, version, queries, docs)
     return served, [oip_output("score", np.asarray(scores, dtype=np.float32))]
 
 

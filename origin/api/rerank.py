@@ -55,17 +55,24 @@ class RerankRequest(BaseModel):
 
 
 async def score(
-    request: Request, model: str, version: int | None, query: str, docs: list[str]
+    request: Request, model: str, version: int | None, queries: list[str], docs: list[str]
 ) -> tuple[ServedVersion, int, list[float]]:
-    """Relevance of each document to the query, by a cross-encoder or by embedding cosine."""
+    """Relevance of each document to its query (`queries`: one for all documents, or one per
+    document), by a cross-encoder, or by embedding cosine (one query only)."""
     registry = request.app.state.registry
 
     async def prepare(served: ServedVersion) -> tuple[list[Any], int]:
         require_task(served, "rerank", "embeddings")
         if served.pipeline.task == "rerank":
-            items = await tokenize_pairs(served, query, docs)
+            items: list[Any] = [None] * len(docs)
+            each = queries if len(queries) == len(docs) else queries * len(docs)
+            for query in dict.fromkeys(each):  # one tokenization per distinct query
+                idx = [i for i, q in enumerate(each) if q == query]
+                pairs = await tokenize_pairs(served, query, [docs[i] for i in idx])
+                for i, item in zip(idx, pairs, strict=True):
+                    items[i] = item
         else:
-            items = await tokenize(served, [query], field="query")
+            items = await tokenize(served, queries[:1], field="query")
             items += await tokenize(served, docs, field="documents")
         return items, sum(it.cost for it in items)
 
@@ -93,7 +100,7 @@ async def rerank(request: Request) -> Response:
     docs = [d if isinstance(d, str) else d.text for d in req.documents]
     check_texts([req.query], settings, field="query")
     check_texts(docs, settings, field="documents")
-    served, tokens, scores = await score(request, req.model, None, req.query, docs)
+    served, tokens, scores = await score(request, req.model, None, [req.query], docs)
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[: req.top_n or len(docs)]
     results = []
     for i in order:
