@@ -134,9 +134,9 @@ def _orientation(img: Image.Image) -> int:
 def decode_image(data: bytes, *, max_pixels: int, draft: Any = None) -> Image.Image:
     """Decode `data` to an upright RGB image (raises ImageError).
 
-    `draft(width, height)` may return the smallest size (in the image's stored orientation) the
-    preprocessing needs; a JPEG is then decoded at the largest libjpeg scale (1/2 .. 1/8) that
-    still covers it.
+    `draft(width, height, rotated)` may return the smallest size the preprocessing needs, in the
+    image's stored orientation (`rotated`: its EXIF orientation turns it by 90 degrees); a JPEG
+    is then decoded at the largest libjpeg scale (1/2 .. 1/8) that still covers it.
     """
     img = _open(data, max_pixels)
     if img.format == "JPEG" and draft is not None:
@@ -155,7 +155,14 @@ def decode_image(data: bytes, *, max_pixels: int, draft: Any = None) -> Image.Im
         img = ImageOps.exif_transpose(img)
     except Exception as exc:
         raise _corrupt("the EXIF metadata is corrupt", exc) from None
-    return img if img.mode == "RGB" else img.convert("RGB")
+    if img.mode == "RGB":
+        return img
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError):  # e.g. 16-bit or floating-point pixels Pillow cannot convert
+        raise ImageError(
+            415, "unsupported-image-format", f"{img.mode} pixels are not supported; send 8-bit"
+        ) from None
 
 
 class Preprocessor:

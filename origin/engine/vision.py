@@ -82,6 +82,14 @@ class ImagePipeline(_SessionPipeline):
             )
         self.input_name = info.name
         self.preprocessor = Preprocessor(config.image, np.dtype(_PIXEL_TYPES[info.datatype]))
+        normalizes = tuple(config.image.mean) != (0, 0, 0) or tuple(config.image.std) != (1, 1, 1)
+        if self.preprocessor.raw and normalizes:
+            raise ModelFolderError(
+                yaml_file,
+                "image.mean",
+                f"pixel input {info.name!r} is UINT8 (0-255 as they are); mean and std only "
+                "apply to FP32 or FP16 inputs",
+            )
         self._check_shape(list(info.shape), yaml_file)
         self.output_name = self._pick_output()
 

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_FILE = "model.yaml"
 
@@ -240,7 +248,9 @@ class ModelConfig(_Strict):
         "sentence-transformers' CrossEncoder gives it), or the raw logit.",
     )
     image: ImageConfig | None = Field(
-        None, description="Image tasks: preprocessing (required for them, see below)."
+        None,
+        validate_default=True,
+        description="Image tasks: preprocessing (required for them, see below).",
     )
     output_name: str | None = Field(
         None,
@@ -258,9 +268,15 @@ class ModelConfig(_Strict):
     def _check_policy(self) -> ModelConfig:
         if self.version_policy == "pinned" and self.pinned_version is None:
             raise ValueError("version_policy 'pinned' needs pinned_version")
-        if self.task in IMAGE_TASKS and self.image is None:
-            raise ValueError(f"task {self.task!r} needs an `image:` preprocessing section")
         return self
+
+    @field_validator("image")
+    @classmethod
+    def _image_for_image_tasks(cls, image: ImageConfig | None, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task in IMAGE_TASKS and image is None:
+            raise ValueError(f"task {task!r} needs an `image:` preprocessing section")
+        return image
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

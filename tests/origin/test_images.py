@@ -397,3 +397,45 @@ def test_new_image_model_version_is_served_and_old_one_stays_callable(
     )
     assert v1.json()["model_version"] == "1"
     np.testing.assert_allclose(v1.json()["outputs"][0]["data"], before, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            {"image": {"resize": {"height": 32, "width": 32}, "layout": "nhwc"}},
+            "image.layout",
+            "channels",
+        ),
+        ({"image": {"resize": {"height": 40, "width": 40}}}, "image.crop", "40x40"),
+        ({"image": {"resize": {"shortest_edge": 40}}}, "image.crop", "give a crop"),
+        (
+            {"image": {"resize": {"height": 32, "width": 32}, "input_name": "x"}},
+            "image.input_name",
+            "no input",
+        ),
+        ({"image": None}, "image", "needs an `image:`"),
+        (
+            {"image": {"resize": {"shortest_edge": 32}, "crop": {"height": 48, "width": 48}}},
+            "image",
+            "crop",
+        ),
+    ],
+)
+def test_broken_image_model_folders_name_the_field(
+    image_src: Path, tmp_path: Path, change: dict, field: str, message: str
+) -> None:
+    import shutil
+
+    import yaml
+
+    from origin.repository.loader import validate_model_folder
+
+    folder = tmp_path / "icls"
+    shutil.copytree(image_src / "icls", folder)
+    config = {**yaml.safe_load((folder / "model.yaml").read_text()), **change}
+    (folder / "model.yaml").write_text(yaml.safe_dump(config))
+    errors = validate_model_folder(folder)
+    assert errors, "the folder should not load"
+    assert (errors[0].field or "").startswith(field.split(".")[0]), errors[0]
+    assert message in str(errors[0]), errors[0]
