@@ -24,12 +24,14 @@ import json
 import re
 from dataclasses import dataclass
 from email import policy
-from email.parser import BytesParser
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from typing import Any
 
 IMAGE_PATHS = frozenset({"/v1/images/embeddings", "/v1/images/classifications"})
 RERANK_PATHS = frozenset({"/v1/rerank", "/v2/rerank"})
 MAX_PARTS = 64  # form parts parsed at most (the origin takes at most 16 images by default)
+_HEADERS = BytesHeaderParser(policy=policy.HTTP)
 _DATA_URL = re.compile(r"data:[\w.+/-]*(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.ASCII)
 
 # What the edge's route table needs for these endpoints (merge into edge/routes.py's _TABLE):
@@ -114,22 +116,31 @@ def _json_body(body: bytes) -> dict[str, Any]:
 
 
 def _form(content_type: str, body: bytes) -> tuple[dict[str, str], list[str]]:
-    """A multipart/form-data body's text fields and its files' digests, in order."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    try:
-        msg = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    except Exception:  # the stdlib parser is lenient; anything it raises is a bad body
-        raise UploadError(400, "malformed", "The multipart body cannot be parsed.") from None
-    if not msg.is_multipart() or msg.get_boundary() is None:
+    """A multipart/form-data body's text fields and its files' digests, in order.
+
+    The body is split on its boundary with bytes.split (C speed: the stdlib's MIME parser reads
+    line by line, about 0.5 s of CPU for 10 MB); each part's headers are read with the stdlib's
+    header parser."""
+    ctype = EmailMessage()
+    ctype["content-type"] = content_type
+    boundary = ctype.get_boundary()
+    if not boundary:
         raise UploadError(400, "malformed", "The multipart body has no boundary.")
+    chunks = body.split(b"--" + boundary.encode("latin-1"))
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise UploadError(400, "malformed", "The multipart body is not closed by its boundary.")
     fields: dict[str, str] = {}
     files: list[str] = []
-    for n, part in enumerate(msg.iter_parts()):
+    for n, chunk in enumerate(chunks[1:-1]):
         if n >= MAX_PARTS:
             raise UploadError(422, "too-many-inputs", f"At most {MAX_PARTS} form parts.")
-        name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None:
+        head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep or not data.endswith(b"\r\n"):
+            raise UploadError(400, "malformed", "A multipart part is malformed.")
+        data = data[:-2]
+        headers = _HEADERS.parsebytes(head + b"\r\n\r\n")
+        name = headers.get_param("name", header="content-disposition")
+        if headers.get_filename() is not None:
             files.append(hashlib.sha256(data).hexdigest())
         elif isinstance(name, str):
             fields[name] = data.decode("utf-8", "replace")

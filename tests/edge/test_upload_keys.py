@@ -104,6 +104,20 @@ def test_rerank_keys_read_documents_as_their_text() -> None:
         ),
         (PATH, "application/json", b'{"model": "m", "input": 5}', 422, "invalid-request"),
         (PATH, "multipart/form-data", b"--x\r\n", 400, "malformed"),
+        (
+            PATH,
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="model"\r\n\r\nm\r\n',
+            400,
+            "malformed",
+        ),
+        (
+            PATH,
+            "multipart/form-data; boundary=x",
+            b"--x\r\nno blank line\r\n--x--\r\n",
+            400,
+            "malformed",
+        ),
         ("/v1/rerank", "multipart/form-data; boundary=x", b"--x--", 415, "unsupported-media-type"),
     ],
 )
