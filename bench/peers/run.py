@@ -464,7 +464,8 @@ def main() -> None:
             "machine": machine_info(),
             "settings": {
                 "duration_s_per_cell": args.duration,
-                "loadgen": "closed loop, aiohttp, separate process, 1.5 s discarded warm-up",
+                "loadgen": "closed loop, aiohttp, separate process, 1.5 s discarded warm-up, "
+                "counts the requests that complete inside the window",
                 "matrix": MATRIX,
                 "key_cell": KEY_CELL,
                 "origin_env": ORIGIN_SETTINGS,
