@@ -157,8 +157,8 @@ class EdgeConfig:
         default=(),
     )
     rate_limits: Mapping[str, RatePolicy] = _doc(
-        'JSON object route-class -> `{"rate": r, "burst": b}`; classes: `inference`, `models`, '
-        "`identity`, `default`.",
+        'JSON object route-class -> `{"rate": r, "burst": b}`; classes: `inference`, `images`, '
+        "`models`, `identity`, `default` (a class without its own policy uses `default`).",
         default_factory=dict,
     )
     canary: Mapping[str, CanaryRule] = _doc(
@@ -196,6 +196,11 @@ class EdgeConfig:
     )
     admin_host: str = _doc(
         "Local server: address the internal listener binds.", default="127.0.0.1"
+    )
+    max_image_request_bytes: int = _doc(
+        "Largest accepted body on the image routes and on Open Inference Protocol infer (the "
+        "origin refuses more than `max_request_bytes` for models that take no images).",
+        default=16 << 20,
     )
     max_request_line_bytes: int = _doc(
         "Local server: longest request target (414 above). Cloudflare applies its own limits "
@@ -277,6 +282,17 @@ class EdgeConfig:
         'android:abc"]}]}` (see AttestationSettings below).',
         default_factory=AttestationSettings,
     )
+
+    def body_limit(self, route: str) -> int:
+        """The largest body route `route` accepts."""
+        if route in ("v1-images", "v2-infer"):
+            return max(self.max_image_request_bytes, self.max_request_bytes)
+        return self.max_request_bytes
+
+    @property
+    def largest_body(self) -> int:
+        """The largest body any route accepts (what the local server reads at most)."""
+        return max(self.max_image_request_bytes, self.max_request_bytes)
 
     def policy_for(self, route_class: str) -> RatePolicy:
         return self.rate_limits.get(route_class) or self.rate_limits.get("default") or RatePolicy()

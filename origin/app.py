@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from fastapi import APIRouter, FastAPI
 
 from origin import __version__, tracing
-from origin.api import health, oip, openai
+from origin.api import health, images, oip, openai, rerank
 from origin.api.openapi_doc import install_openapi
+from origin.api.uploads import DecodePool, body_limit
 from origin.gcpolicy import freeze_long_lived
 from origin.metrics import OriginMetrics
 from origin.middleware import OriginMiddleware
@@ -85,6 +86,8 @@ def create_app(
         executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="ort")
         registry = ModelRegistry(settings.models_dir, executor, metrics)
         app.state.registry = registry
+        decoder = DecodePool(settings.image_decode_threads, settings.max_pending_images)
+        app.state.decoder = decoder
         stop = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
         started: list[OriginComponent] = []
@@ -133,6 +136,7 @@ def create_app(
             executor.shutdown(wait=False, cancel_futures=True)
             if traced:
                 await asyncio.to_thread(tracing.stop)
+            decoder.close()
 
     app = FastAPI(
         title="Outpost origin",
@@ -152,6 +156,8 @@ def create_app(
     install_problem_handlers(app)
     install_openapi(app)
     app.include_router(openai.router)
+    app.include_router(images.router)
+    app.include_router(rerank.router)
     app.include_router(oip.router)
     app.include_router(health.router)
     for router in extra_routers:
@@ -159,6 +165,7 @@ def create_app(
     app.add_middleware(
         OriginMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_limit=body_limit(settings),
         metrics=metrics,
         access_log=settings.access_log,
     )

@@ -5,7 +5,8 @@
 - Trace: the W3C `traceparent` is continued in a server span when tracing is on
   (`origin/tracing.py`); either way the request's trace id is bound for log lines and problem
   bodies (`origin/logs.py`), a new one when none arrived.
-- Body size limit: 413 problem+json from Content-Length or while streaming.
+- Body size limit: 413 problem+json from Content-Length or while streaming (per request when
+  `body_limit` is given: image uploads may be larger than other bodies).
 - One log line and request metrics per request, labelled by route template (and by model when
   a model answered); probes (health, metrics, the model list the edge polls) log at debug and
   are never traced.
@@ -18,6 +19,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,10 +63,17 @@ class OriginMiddleware:
     """Request id, body size limit, access log and request metrics in one pass."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, metrics: OriginMetrics, access_log: bool
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: OriginMetrics,
+        access_log: bool,
+        body_limit: Callable[[Scope], int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.body_limit = body_limit
         self.metrics = metrics
         self.access_log = access_log
         self._model_seconds: dict[str, Any] = {}  # labelled children, looked up once per model
@@ -121,18 +130,19 @@ class OriginMiddleware:
             await send(message)
 
         received = 0
+        max_body = self.body_limit(scope) if self.body_limit is not None else self.max_body
 
         async def receive_wrapper() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     raise _BodyTooLarge()
             return message
 
         try:
-            if length is not None and _too_long(length, self.max_body):
+            if length is not None and _too_long(length, max_body):
                 raise _BodyTooLarge()
             await self.app(scope, receive_wrapper, send_wrapper)
         except _BodyTooLarge:
@@ -142,7 +152,7 @@ class OriginMiddleware:
                     Problem(
                         413,
                         "payload-too-large",
-                        f"request body exceeds the limit of {self.max_body} bytes",
+                        f"request body exceeds the limit of {max_body} bytes",
                     ),
                     rid,
                     scope.get("path"),

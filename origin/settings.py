@@ -35,6 +35,25 @@ class OriginSettings(BaseSettings):
     )
     max_inputs_per_request: int = Field(256, ge=1, description="Inputs per request (422 above).")
     max_input_chars: int = Field(100_000, ge=1, description="Characters per text input.")
+    max_image_body_bytes: int = Field(
+        16 << 20,
+        ge=1,
+        description="Request body limit for image uploads (the image routes, and OIP inference "
+        "on image models); 413 above.",
+    )
+    max_images_per_request: int = Field(16, ge=1, description="Images per request (422 above).")
+    max_image_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Largest image (width x height, from its header) that is decoded; larger "
+        "ones get 413 before any pixel is decoded (decompression-bomb guard).",
+    )
+    image_decode_threads: int = Field(
+        2, ge=1, description="Threads decoding and preprocessing images (bounds their memory)."
+    )
+    max_pending_images: int = Field(
+        64, ge=1, description="Images waiting to be decoded at most; beyond it 429 + Retry-After."
+    )
     inference_threads: int = Field(
         4, ge=1, description="Threads running ORT batches (each batch is itself multi-threaded)."
     )

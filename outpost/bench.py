@@ -64,6 +64,32 @@ BENCHMARKS: dict[str, Benchmark] = {
         "onnxruntime threads spinning or sleeping, alone and behind the edge",
         peers=True,
     ),
+    "transports": Benchmark(
+        "bench/transports.py",
+        "OIP over HTTP JSON, HTTP binary tensors and gRPC: iris and MiniLM at 1 and 32 clients",
+    ),
+    "tracing": Benchmark(
+        "bench/tracing_overhead.py",
+        "origin throughput at 32 clients with tracing off, at the default sampling and at 1.0",
+    ),
+    "device-trust": Benchmark(
+        "bench/device_trust_bench.py",
+        "CPU per request of the edge's DPoP proof and App Check checks",
+    ),
+    "vault-storage": Benchmark(
+        "bench/vault_storage.py",
+        "Vault's storage after 10 000 device registrations, their expiry and the purge",
+    ),
+    "engine-limit": Benchmark(
+        "bench/peers/engine_limit.py",
+        "the engine's own throughput in-process (best batch), short and long inputs",
+        peers=True,
+    ),
+    "long-inputs": Benchmark(
+        "bench/peers/long_inputs.py",
+        "served long-input throughput against the engine's limit at 8 and 32 clients",
+        peers=True,
+    ),
     "profile": Benchmark(
         "bench/peers/pyspy_profile.py",
         "where one server's CPU time goes under the key load (py-spy)",

@@ -9,7 +9,8 @@ origin run serves exactly the precision being measured, with the project's batch
 OUT_DIR/v1-shared is version 1 with the threads setting the model guide suggests when other busy
 processes share the origin's cores (`SHARED_CORES`, measured by edge_floor.py); OUT_DIR/v1-sleep
 is version 1 with onnxruntime's threads sleeping between operators instead of spinning briefly
-(`SLEEPING_THREADS`, the default before 2026-12-06, measured by threads_spin.py).
+(`SLEEPING_THREADS`, the default before 2026-12-06, measured by threads_spin.py); OUT_DIR/v1-wide
+is version 1 with the batch token budget of before (`WIDE_BATCHES`, measured by long_inputs.py).
 Prints a JSON object mapping "models_dir_v1"/"models_dir_v2"/"models_dir_v1_<variant>" to them.
 """
 
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 QUEUE_ITEMS = 2048
 SHARED_CORES = {"onnx": {"intra_op_threads": 1}, "batching": {"max_concurrent_batches": 2}}
 SLEEPING_THREADS = {"onnx": {"allow_spinning": False}}
+# The batch token budget before 2026-12-06 (now 1024), measured by long_inputs.py.
+WIDE_BATCHES = {"batching": {"max_batch_tokens": 8192}}
 
 
 def single_version_repo(
@@ -60,7 +63,8 @@ def main() -> None:
     if not ((model / "1" / "model.onnx").exists() and (model / "2" / "model.onnx").exists()):
         build_minilm(repo, cache)
     dirs = {f"models_dir_v{v}": str(single_version_repo(model, v, out / f"v{v}")) for v in (1, 2)}
-    for variant, extra in (("shared", SHARED_CORES), ("sleep", SLEEPING_THREADS)):
+    variants = (("shared", SHARED_CORES), ("sleep", SLEEPING_THREADS), ("wide", WIDE_BATCHES))
+    for variant, extra in variants:
         dirs[f"models_dir_v1_{variant}"] = str(
             single_version_repo(model, 1, out / f"v1-{variant}", extra)
         )

@@ -17,6 +17,7 @@ PAIRED = ROOT / "bench" / "results" / "peers-paired.json"
 EDGE_FLOOR = ROOT / "bench" / "results" / "edge-floor.json"
 KEY = ("short", 1, 32)
 EDGE_TARGET = 0.9  # the edge (cache off) keeps at least this share of the origin's throughput
+ENGINE_TARGET = 0.95  # long inputs served at least at this share of the engine's own limit
 
 
 def _key_cells(results: dict) -> dict[str, list[dict]]:
@@ -100,7 +101,36 @@ def summarise(results: dict) -> dict:
         "per_server": per_server,
         "ratios": ratios,
         "targets": target,
+        "long_vs_engine": long_vs_engine(results),
     }
+
+
+def long_vs_engine(results: dict) -> dict:
+    """Each long-input cell of an Outpost server (round 1) as a share of its engine's own limit
+    measured in the same run (engine_limit.py; the edge is compared with its origin's)."""
+    runs = [r for r in results["runs"] if r["round"] == "r1" and not r.get("failed")]
+    origin = next((r for r in runs if r["server"] == "outpost-fp32"), {})
+    out: dict = {}
+    for run in runs:
+        limit = (run.get("engine_limit_long") or {}).get("limit_inputs_per_s")
+        if limit is None and run["server"].startswith("edge"):
+            limit = (origin.get("engine_limit_long") or {}).get("limit_inputs_per_s")
+        if not limit:
+            continue
+        cells = {
+            f"{c['batch']}x{c['concurrency']}": round(c["sentences_per_s"] / limit, 3)
+            for c in run["cells"]
+            if c["input"] == "long"
+        }
+        single = [cells.get(f"1x{n}") for n in (8, 32)]
+        out[run["server"]] = {
+            "engine_limit_inputs_per_s": limit,
+            "ratio_by_cell": cells,
+            "met": all(x is not None and x >= ENGINE_TARGET for x in single),
+            "rule": f"single long inputs at 8 and 32 clients >= {ENGINE_TARGET}x the engine's "
+            "limit (in-process, best batch, same run)",
+        }
+    return out
 
 
 def _matrix_rows(results: dict) -> list[tuple]:
@@ -176,6 +206,25 @@ def markdown(results: dict) -> str:
             continue
         verdict = "**met**" if t["met"] else "**not met**"
         lines.append(f"- Target (rounds): {t['rule']}: {verdict}.")
+    engine = s.get("long_vs_engine") or {}
+    if engine:
+        lines += [
+            "",
+            "### Long inputs against the engine's own limit (same run)",
+            "",
+            "The origin's model run in-process with batches back to back at its best batch "
+            "size (`bench/peers/engine_limit.py`), then each long-input cell as a share of it.",
+            "",
+            "| server | engine limit (inputs/s) | share per cell (inputs x clients) | target |",
+            "|---|---:|---|---|",
+        ]
+        for name, e in engine.items():
+            shares = ", ".join(f"{k}: {v:.2f}x" for k, v in e["ratio_by_cell"].items())
+            verdict = "**met**" if e["met"] else "**not met**"
+            lines.append(
+                f"| {labels.get(name, name)} | {e['engine_limit_inputs_per_s']:.0f} | {shares} "
+                f"| {verdict} |"
+            )
     lines += paired_markdown()
     lines += [
         "",

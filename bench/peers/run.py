@@ -9,8 +9,10 @@ Each server starts in turn on a free loopback port, is health-waited, checked fo
 agreement with Outpost's fp32 origin, warmed, driven by `loadgen.py` (a separate process) over a
 matrix of concurrency x input length x batch size, and stopped. Peak RSS of the server's process
 tree is sampled throughout. Round 1 runs the whole matrix; later rounds restart every server and
-rerun only the key cell (32 clients, short, single), to state the spread. Results go to
-bench/results/peers.json; `report.py` renders the chart and the docs table from it.
+rerun only the key cell (32 clients, short, single), to state the spread. Before an Outpost
+origin's cells, `engine_limit.py` measures its engine's own limit for long inputs (the same
+model in-process, best batch) in the same run, so each long cell is also a ratio to it. Results
+go to bench/results/peers.json; `report.py` renders the chart and the docs table from it.
 """
 
 from __future__ import annotations
@@ -171,6 +173,23 @@ def run_cell(
     return result
 
 
+def engine_limit(models_dir: str, seconds: float = 3.0, rounds: int = 2) -> dict:
+    """The engine's limit for long inputs, in-process (best batch), for a single-model
+    repository such as an origin run serves (see engine_limit.py)."""
+    argv = [
+        str(servers.PROJECT_PY),
+        str(Path(__file__).with_name("engine_limit.py")),
+        models_dir,
+        "--kind",
+        "long",
+        "--seconds",
+        str(seconds),
+        "--rounds",
+        str(rounds),
+    ]
+    return json.loads(servers.last_line(argv, 900, "engine limit"))
+
+
 def warm(base: str, launch: servers.Launch, texts: dict[str, list[str]]) -> None:
     """A few requests of every shape so lazy allocations and JIT paths are done before timing."""
     for kind in ("short", "long"):
@@ -289,6 +308,15 @@ def bench_server(
             vecs, record["vector_check"] = check_vectors(base, launch, reference)
             warm(base, launch, texts)
             record["idle_rss_mb"] = round(sampler.current() / 2**20, 1)
+            if "--models-dir" in launch.argv and any(k == "long" for k, *_ in cells):
+                models_dir = launch.argv[launch.argv.index("--models-dir") + 1]
+                record["engine_limit_long"] = engine_limit(models_dir)
+                print(
+                    f"  {spec.name:18s} engine limit (long, in-process): "
+                    f"{record['engine_limit_long']['limit_inputs_per_s']} inputs/s at batch "
+                    f"{record['engine_limit_long']['best_batch']}",
+                    flush=True,
+                )
             for kind, batch, conc, mult in cells:
                 cell = run_cell(base, launch, inputs, kind, batch, conc, duration * mult, sampler)
                 print(
@@ -369,7 +397,8 @@ def main() -> None:
             "machine": machine_info(),
             "settings": {
                 "duration_s_per_cell": args.duration,
-                "loadgen": "closed loop, aiohttp, separate process, 1.5 s discarded warm-up",
+                "loadgen": "closed loop, aiohttp, separate process, 1.5 s discarded warm-up, "
+                "counts the requests that complete inside the window",
                 "matrix": MATRIX,
                 "key_cell": KEY_CELL,
                 "origin_env": ORIGIN_SETTINGS,

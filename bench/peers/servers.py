@@ -132,7 +132,7 @@ def infinity_model_dir(ctx: dict) -> Path:
             str(Path(__file__).with_name("infinity_onnx.py")),
             str(ROOT / ".outpost" / "bench-models" / "infinity-minilm"),
         ]
-        ctx["infinity_onnx_dir"] = Path(_last_line(argv, 600, "ONNX export for infinity"))
+        ctx["infinity_onnx_dir"] = Path(last_line(argv, 600, "ONNX export for infinity"))
     return ctx["infinity_onnx_dir"]
 
 
@@ -191,10 +191,10 @@ def prepare_origin_models(ctx: dict, state: Path) -> None:
         return
     script = Path(__file__).with_name("prepare_models.py")
     argv = [str(PROJECT_PY), str(script), str(state)]
-    ctx.update(json.loads(_last_line(argv, 900, "building the demo models")))
+    ctx.update(json.loads(last_line(argv, 900, "building the demo models")))
 
 
-def _last_line(argv: list[str], timeout: float, what: str) -> str:
+def last_line(argv: list[str], timeout: float, what: str) -> str:
     """Run a helper script and return the last line it prints (its result)."""
     out = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=timeout)
     if out.returncode != 0:
@@ -309,6 +309,7 @@ def optional_specs(origin_settings: dict[str, str]) -> list[ServerSpec]:
         replace(edge_spec("outpost-fp32-shared"), name="edge-nocache-shared"),
         origin_spec("outpost-fp32-sleep", 1, "fp32", origin_settings, variant="sleep"),
         replace(edge_spec("outpost-fp32-sleep"), name="edge-nocache-sleep"),
+        origin_spec("outpost-fp32-wide", 1, "fp32", origin_settings, variant="wide"),
     ]
 
 

@@ -251,7 +251,21 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "method-not-allowed": (405, "Wrong HTTP method (see `Allow`).", "no"),
     "payload-too-large": (413, "Body over the origin's limit.", "no: send less"),
     "too-large": (413, "Body over the edge's limit.", "no: send less"),
-    "unsupported-media-type": (415, "Send `Content-Type: application/json`.", "no"),
+    "image-too-large": (
+        413,
+        "An image has more pixels than `max_image_pixels` (checked before decoding).",
+        "no: downscale it",
+    ),
+    "unsupported-media-type": (
+        415,
+        "Send `application/json` (image routes: or `multipart/form-data`).",
+        "no",
+    ),
+    "unsupported-image-format": (415, "Not a JPEG, PNG, WebP or HEIC image.", "no: convert it"),
+    "empty-image": (422, "An uploaded image has no bytes.", "no"),
+    "invalid-image-data": (422, "An image in JSON is not base64 or a base64 data URL.", "no"),
+    "corrupt-image": (422, "The image's header or data cannot be decoded.", "no"),
+    "truncated-image": (422, "The image data ends early (an interrupted upload?).", "re-upload"),
     "invalid-request": (422, "Well-formed but invalid; `errors` lists fields.", "no"),
     "too-many-inputs": (422, "More inputs than one request may carry.", "no: split it"),
     "input-too-long": (422, "An input is over the model's limit (truncation: reject).", "no"),
@@ -304,6 +318,8 @@ def scan_problem_slugs(parts: Iterable[str] = ("origin", "edge")) -> dict[str, s
                 if isinstance(node, ast.Call) and _call_name(node.func).lstrip("_") in (
                     "problem",
                     "Problem",
+                    "ImageError",  # origin.engine.images: (status, slug, message)
+                    "UploadError",  # edge.core.uploads: (status, slug, detail)
                 ):
                     values = list(node.args[:3])  # the slug is the first slug-like argument
                 elif isinstance(node, ast.Assign) and any(

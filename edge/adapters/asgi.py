@@ -59,7 +59,7 @@ class ASGIEdge:
         self.app = app
         self._internal_ports = internal_ports
         self._proxies = TrustedProxies(app.config.trusted_proxies)
-        self._max_body = app.config.max_request_bytes
+        self._max_body = app.config.largest_body
         self._on_shutdown = on_shutdown
         self._health_task: asyncio.Task[None] | None = None
 

@@ -7,7 +7,8 @@ is the `asyncio.Protocol` uvicorn serves each connection with: it owns an ordina
 (httptools, the same C parser) that only counts:
 
 - request-line length (414), header bytes and header count (431), a declared or counted body over
-  `max_request_bytes` (413, before the body is read), malformed framing (400);
+  the largest any route takes (413, before the body is read; each route's own limit is the
+  core's), malformed framing (400);
 - time: a request's head must arrive within `header_timeout_seconds` of its first byte (and a new
   connection must start one that soon), its body within `body_timeout_seconds` (408).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from edge.config import EdgeConfig
 from edge.core.plan import new_request_id
 from edge.core.problems import problem
+from edge.core.request import normalise_path
+from edge.core.routes import MethodNotAllowed, match
 from edge.core.stats import Stats
 
 log = logging.getLogger("edge.http")
@@ -47,17 +51,25 @@ class HttpLimits:
     max_request_line_bytes: int
     max_header_bytes: int
     max_header_count: int
-    max_body_bytes: int
+    body_limit_for: Callable[[bytes], int]  # the request target's body limit (its route's)
     header_timeout: float
     body_timeout: float
 
     @classmethod
     def from_config(cls, config: EdgeConfig) -> HttpLimits:
+        def body_limit_for(target: bytes) -> int:
+            path = normalise_path(target.split(b"?", 1)[0].decode("latin-1"))
+            try:
+                found = match("POST", path)
+            except MethodNotAllowed:
+                found = None
+            return config.body_limit(found.route.name if found else "")
+
         return cls(
             config.max_request_line_bytes,
             config.max_header_bytes,
             config.max_header_count,
-            config.max_request_bytes,
+            body_limit_for,
             config.header_timeout_seconds,
             config.body_timeout_seconds,
         )
@@ -72,10 +84,10 @@ _REASONS = {
 }
 
 
-def _refusal(status: int, limits: HttpLimits) -> bytes:
+def _refusal(status: int, limits: HttpLimits, body_limit: int) -> bytes:
     slug, detail = _REASONS[status]
     detail = detail.format(
-        body=limits.max_body_bytes,
+        body=body_limit,
         line=limits.max_request_line_bytes,
         headers=limits.max_header_bytes,
         count=limits.max_header_count,
@@ -123,6 +135,9 @@ class GuardedHttp(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._phase = _IDLE
         self._url = 0
+        self._target = bytearray()  # the request target, up to the request-line limit
+        self._declared = -1  # Content-Length, when the request has one
+        self._body_limit = 0
         self._header_bytes = 0
         self._headers = 0
         self._body = 0
@@ -213,13 +228,18 @@ class GuardedHttp(asyncio.Protocol):
         self._began = True
         self._head_seen = 0
         self._url = self._header_bytes = self._headers = self._body = 0
+        self._target.clear()
+        self._declared = -1
         if self._timer_phase == _NEW:  # the connection's first request has started
             self._disarm()
 
     def on_url(self, url: bytes) -> None:
         self._url += len(url)
-        if self._url > self._limits.max_request_line_bytes and self._refused is None:
-            self._refused = 414
+        if self._url > self._limits.max_request_line_bytes:
+            if self._refused is None:
+                self._refused = 414
+        else:
+            self._target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers += 1
@@ -229,21 +249,18 @@ class GuardedHttp(asyncio.Protocol):
             self._headers > limits.max_header_count or self._header_bytes > limits.max_header_bytes
         ) and self._refused is None:
             self._refused = 431
-        if (
-            len(name) == 14
-            and name.lower() == b"content-length"
-            and value.isdigit()
-            and int(value) > limits.max_body_bytes
-            and self._refused is None
-        ):
-            self._refused = 413  # refused before a byte of the body is read
+        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
+            self._declared = int(value) if len(value) < 19 else 1 << 62
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
+        self._body_limit = self._limits.body_limit_for(bytes(self._target))
+        if self._declared > self._body_limit and self._refused is None:
+            self._refused = 413  # refused before a byte of the body is read
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)
-        if self._body > self._limits.max_body_bytes and self._refused is None:
+        if self._body > self._body_limit and self._refused is None:
             self._refused = 413
 
     def on_message_complete(self) -> None:
@@ -258,7 +275,7 @@ class GuardedHttp(asyncio.Protocol):
             return
         self._stats.inc("outpost_edge_refused_total", _REASONS[status][0])
         log.debug("refused a request with %d (%s)", status, _REASONS[status][0])
-        transport.write(_refusal(status, self._limits))
+        transport.write(_refusal(status, self._limits, self._body_limit))
         transport.close()
 
     def _arm(self, phase: int, seconds: float) -> None:

@@ -8,6 +8,8 @@ key, and the work it asks for, without changing a byte of what is forwarded.
   the work), the rest raw tensor bytes; the digest covers n and every byte.
 - A `Content-Encoding` of gzip or deflate on Open Inference Protocol infer (the origin undoes
   it): inflated to at most the body limit to be read as above. Other routes take no encoding.
+- Image and rerank requests: keyed on what was uploaded, whatever form carried it
+  (`edge.core.uploads`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.cache import body_digest
+from edge.core.uploads import UploadError, upload_key
 from edge.core.work import Work, work_of
 
 _OIP_INFER = "v2-infer"
+UPLOAD_ROUTES = frozenset({"v1-images", "rerank"})
 _DIGITS = frozenset("0123456789")
 
 
@@ -73,8 +77,21 @@ def _json(data: bytes) -> dict[str, Any] | Refusal:
     return payload
 
 
-def read_body(body: bytes, headers: dict[str, str], route: str, limit: int) -> ReadBody | Refusal:
-    """The body of a cacheable request on `route`, or why the edge refuses it."""
+def read_body(
+    body: bytes, headers: dict[str, str], route: str, path: str, limit: int
+) -> ReadBody | Refusal:
+    """The body of a cacheable request on `route` (`path`), or why the edge refuses it."""
+    if route in UPLOAD_ROUTES:
+        if headers.get("content-encoding", "identity").strip().lower() != "identity":
+            return Refusal(
+                415, "unsupported-media-type", "This endpoint takes no Content-Encoding."
+            )
+        try:
+            key = upload_key(path, headers.get("content-type"), body)
+        except UploadError as exc:
+            return Refusal(exc.status, exc.slug, exc.detail)
+        work = max(1, key.work)
+        return ReadBody(key.model, key.digest, Work(work, work))
     oip = route == _OIP_INFER
     coding = headers.get("content-encoding", "").strip().lower()
     if coding and coding != "identity":

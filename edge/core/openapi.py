@@ -24,6 +24,15 @@ PATHS: dict[str, tuple[tuple[str, ...], str]] = {
         ("/v1/embeddings", "/v1/classifications"),
         "OpenAI-compatible inference, cached by model version",
     ),
+    "v1-images": (
+        ("/v1/images/embeddings", "/v1/images/classifications"),
+        "Image embeddings and classification (multipart or JSON), cached by a digest of the "
+        "uploaded images and model version",
+    ),
+    "rerank": (
+        ("/v1/rerank", "/v2/rerank"),
+        "Rerank documents for a query (Cohere and Jina clients), cached by model version",
+    ),
     "v2-infer": (
         ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"),
         "Open Inference Protocol inference, cached by model version",
@@ -92,7 +101,7 @@ PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
     403: ("The token lacks the route's scope.", ()),
     404: ("No such endpoint (or model, from the origin).", ()),
     405: ("Wrong method for this path (see `Allow`).", ()),
-    413: ("The body exceeds `max_request_bytes`.", ()),
+    413: ("The body exceeds `max_request_bytes` (`max_image_request_bytes` on image routes).", ()),
     415: ("Inference bodies must be `application/json`.", ()),
     422: ("The origin rejected the body's fields (see `errors`).", ()),
     429: ("Rate limit exceeded.", ("Retry-After", *_RATE)),

@@ -96,7 +96,7 @@ class Planner:
         self._auth = auth
         self._versions = versions
         self._pools = {o.pool for o in config.origins}
-        self._parsed: dict[tuple[str, str, str, bytes], ReadBody] = {}
+        self._parsed: dict[tuple[str, str, str, str, bytes], ReadBody] = {}
 
     def plan(self, req: EdgeRequest) -> Plan:
         """The plan for `req`, complete unless `verify` is set."""
@@ -127,8 +127,8 @@ class Planner:
         if m.route.local:
             plan.local = m.route.name
             return plan
-        if len(req.body) > self._config.max_request_bytes:
-            limit = self._config.max_request_bytes
+        limit = self._config.body_limit(m.route.name)
+        if len(req.body) > limit:
             plan.answer = problem(
                 413, "too-large", f"Request body exceeds {limit} bytes.", plan.rid
             )
@@ -177,6 +177,7 @@ class Planner:
         h = req.headers
         memo = (
             route,
+            req.path,
             h.get("content-encoding", ""),
             h.get("inference-header-content-length", ""),
             req.body,
@@ -184,7 +185,7 @@ class Planner:
         found = self._parsed.get(memo)
         if found is not None:
             return found
-        parsed = read_body(req.body, h, route, self._config.max_request_bytes)
+        parsed = read_body(req.body, h, route, req.path, self._config.body_limit(route))
         if isinstance(parsed, ReadBody) and len(req.body) <= _PARSED_MAX_BODY:
             if len(self._parsed) >= _PARSED_MAX_ENTRIES:
                 self._parsed.clear()

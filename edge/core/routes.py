@@ -41,6 +41,15 @@ _TABLE: list[tuple[re.Pattern[str], Route]] = [
         Route("v1-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
     ),
     (
+        # Photos: multipart/form-data files, or base64 / data URLs in JSON (edge.core.uploads).
+        re.compile(r"/v1/images/(embeddings|classifications)"),
+        Route("v1-images", ("POST",), SCOPE_INFERENCE, "images", cacheable=True),
+    ),
+    (
+        re.compile(r"/v[12]/rerank"),  # Cohere's v1 and v2 clients, Jina's
+        Route("rerank", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
+    ),
+    (
         re.compile(rf"/v2/models/{_SEG}(?:/versions/{_SEG})?/infer"),
         Route("v2-infer", ("POST",), SCOPE_INFERENCE, "inference", cacheable=True),
     ),

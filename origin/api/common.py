@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -159,6 +161,47 @@ async def tokenize(served: ServedVersion, texts: Sequence[str], field: str = "in
             return items
     except InputError as exc:
         loc = f"{field}.{exc.index}" if exc.index is not None else field
+        raise Problem(
+            422, "input-too-long", exc.message, errors=[{"field": loc, "message": "too long"}]
+        ) from None
+
+
+def embedding_items(vectors: Sequence[np.ndarray], encoding_format: str) -> list[dict[str, Any]]:
+    """OpenAI's embedding objects: float lists, or base64 of little-endian float32."""
+    if encoding_format == "base64":
+        return [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode(),
+            }
+            for i, v in enumerate(vectors)
+        ]
+    return [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+
+
+def classification_items(
+    probs: Sequence[np.ndarray], labels: Sequence[str], top_k: int
+) -> list[dict[str, Any]]:
+    """Labels with their scores, best first, `top_k` of them, per input."""
+    data = []
+    for i, p in enumerate(probs):
+        order = np.argsort(-p, kind="stable")[:top_k]
+        data.append(
+            {"index": i, "labels": [{"label": labels[j], "score": float(p[j])} for j in order]}
+        )
+    return data
+
+
+async def tokenize_pairs(served: ServedVersion, query: str, documents: Sequence[str]) -> Any:
+    """(query, document) pairs for a cross-encoder (in a thread when large); reject mode -> 422."""
+    pipeline: Any = served.pipeline
+    try:
+        if len(query) * len(documents) + sum(len(d) for d in documents) <= _INLINE_TOKENIZE_CHARS:
+            return pipeline.tokenize_pairs(query, documents)
+        return await asyncio.to_thread(pipeline.tokenize_pairs, query, documents)
+    except InputError as exc:
+        loc = f"documents.{exc.index}" if exc.index is not None else "documents"
         raise Problem(
             422, "input-too-long", exc.message, errors=[{"field": loc, "message": "too long"}]
         ) from None

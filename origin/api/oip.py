@@ -7,7 +7,8 @@ datatype, BYTES length-prefixed: see `origin.api.oip_binary`): inputs with a `bi
 parameter take their bytes from after the JSON header, and outputs are answered as binary when
 the request asks (`binary_data` on a requested output, or the request-level
 `binary_data_output`). The operations themselves live in `origin.api.oip_core`, shared with gRPC.
-Every error is problem+json with an `error` member, which OIP clients read.
+Every error is problem+json with an `error` member, which OIP clients read. Which inputs each
+kind of model takes (text, images, rerank pairs, tensors) is in `origin.api.oip_core`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from origin.api import oip_core
 from origin.api.common import json_response, no_store, parse_json, parse_version
 from origin.api.oip_binary import binary_size, decode_raw, encode_raw, split_body, take_chunks
 from origin.api.oip_core import InferCall, InferOutcome, InputTensor
+from origin.api.uploads import body_limit
 from origin.engine.tasks import oip_output
 from origin.problems import Problem
 from origin.repository.registry import ModelRegistry
@@ -114,7 +116,7 @@ async def infer_version(request: Request, model: str, version: str) -> Response:
 
 async def _infer(request: Request, model: str, version: int | None) -> Response:
     req, call = await read_infer_request(request, model, version)
-    outcome = await oip_core.infer(_registry(request), request.app.state.settings, call)
+    outcome = await oip_core.infer(request.app.state, call)
     return infer_response(req, outcome)
 
 
@@ -160,7 +162,7 @@ async def read_infer_request(
     body = _decompress(
         await request.body(),
         request.headers.get("content-encoding"),
-        request.app.state.settings.max_body_bytes,
+        body_limit(request.app.state.settings)(request.scope),
     )
     header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
     req = parse_json(header, InferRequest)

@@ -6,8 +6,11 @@ Transports decode their requests into an `InferCall` (tensors as JSON values or 
 renders (problem+json, or a gRPC status).
 
 Text models take one BYTES input (shape [n] or [n, 1]; strings, or UTF-8 bytes) and return
-`embedding` FP32 [n, dim], or `probabilities` FP32 [n, classes] plus `label` BYTES [n]. Tensor
-models take the graph's own inputs and return its outputs.
+`embedding` FP32 [n, dim], or `probabilities` FP32 [n, classes] plus `label` BYTES [n]. Image
+models take one BYTES input of encoded images (JPEG, PNG, WebP, HEIC: raw bytes, or in JSON
+base64 or a data URL) and answer like the text models. Rerank models (cross-encoders) take BYTES
+`query` ([1], or [n] for n independent pairs) and `document` ([n]) and return `score` FP32 [n].
+Tensor models take the graph's own inputs and return its outputs.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ import numpy as np
 
 from origin import __version__
 from origin.api.common import check_texts, run_on_model, tokenize
+from origin.api.images import run_images
 from origin.api.oip_binary import check_datatype
+from origin.api.rerank import score
+from origin.api.uploads import check_count, image_bytes
 from origin.engine.tasks import InputError
 from origin.problems import Problem
+from origin.repository.config import IMAGE_TASKS
 from origin.repository.registry import ModelRegistry, ServedVersion
-from origin.settings import OriginSettings
 
 SERVER_NAME = "outpost-origin"
 EXTENSIONS = ["binary_tensor_data"]
@@ -89,8 +95,14 @@ def check_parameters(where: str, parameters: Mapping[str, Any] | None) -> None:
 # ---------------------------------------------------------------------------- metadata
 def _text_io(served: ServedVersion) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     p: Any = served.pipeline
-    inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    if p.task == "embeddings":
+    if p.task == "rerank":
+        return [
+            {"name": "query", "datatype": "BYTES", "shape": [-1]},
+            {"name": "document", "datatype": "BYTES", "shape": [-1]},
+        ], [{"name": "score", "datatype": "FP32", "shape": [-1]}]
+    name = "image" if p.task in IMAGE_TASKS else "text"
+    inputs = [{"name": name, "datatype": "BYTES", "shape": [-1]}]
+    if p.task in ("embeddings", "image-embeddings"):
         return inputs, [{"name": "embedding", "datatype": "FP32", "shape": [-1, p.dimensions]}]
     return inputs, [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(p.labels)]},
@@ -129,8 +141,10 @@ def model_ready(reg: ModelRegistry, name: str, version: int | None) -> bool:
 
 
 # ---------------------------------------------------------------------------- inference
-async def infer(reg: ModelRegistry, settings: OriginSettings, call: InferCall) -> InferOutcome:
-    """Run one call on its model; outputs in the requested order (422 for unknown names)."""
+async def infer(state: Any, call: InferCall) -> InferOutcome:
+    """Run one call on its model (`state`: the app's state: registry, settings, image
+    decoder); outputs in the requested order (422 for unknown names)."""
+    reg: ModelRegistry = state.registry
     names = [i.name for i in call.inputs]
     if not names:
         raise _invalid("inputs", "at least one input is required")
@@ -138,10 +152,15 @@ async def infer(reg: ModelRegistry, settings: OriginSettings, call: InferCall) -
         raise _invalid("inputs", "duplicate input names")
     for inp in call.inputs:
         check_datatype(inp.name, inp.datatype)
-    if reg.resolve(call.model, call.version).pipeline.task == "tensor":
+    task = reg.resolve(call.model, call.version).pipeline.task
+    if task == "tensor":
         served, outputs = await _infer_tensor(reg, call)
+    elif task in IMAGE_TASKS:
+        served, outputs = await _infer_images(state, call, task)
+    elif task == "rerank":
+        served, outputs = await _infer_rerank(state, call)
     else:
-        served, outputs = await _infer_text(reg, settings, call)
+        served, outputs = await _infer_text(reg, state.settings, call)
     if call.outputs:
         known = dict(outputs)
         unknown = [w for w in call.outputs if w not in known]
@@ -171,47 +190,103 @@ def _flat_values(data: Any) -> list[Any] | None:
     return None
 
 
-def text_input(call: InferCall) -> list[str]:
-    """The strings of a text model's one BYTES input (UTF-8 bytes are decoded)."""
-    if len(call.inputs) != 1:
-        raise _invalid("inputs", "text models take exactly one BYTES input")
-    inp = call.inputs[0]
+def bytes_elements(inp: InputTensor, pos: int) -> list[str | bytes]:
+    """The elements of a BYTES input of shape [n] or [n, 1]: strings or raw bytes."""
     if inp.datatype != "BYTES":
         raise _invalid(
-            "inputs.0.datatype",
-            f"input {inp.name!r} must be BYTES (strings), got {inp.datatype}",
+            f"inputs.{pos}.datatype",
+            f"input {inp.name!r} must be BYTES, got {inp.datatype}",
         )
     flat = _flat_values(inp.data)
     if flat is None or not all(isinstance(x, str | bytes) for x in flat):
-        raise _invalid("inputs.0.data", f"input {inp.name!r}: data must be a list of strings")
-    texts = []
-    for i, x in enumerate(flat):
-        if isinstance(x, bytes):
-            try:
-                x = x.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _invalid(
-                    f"inputs.0.data.{i}", f"input {inp.name!r}: element {i} is not valid UTF-8"
-                ) from None
-        texts.append(x)
+        raise _invalid(f"inputs.{pos}.data", f"input {inp.name!r}: data must be a list of strings")
     shape = inp.shape
     if (
         not shape
         or len(shape) > 2
         or (len(shape) == 2 and shape[1] != 1)
         or any(d < 0 for d in shape)
-        or math.prod(shape) != len(texts)
+        or math.prod(shape) != len(flat)
     ):
         raise _invalid(
-            "inputs.0.shape",
-            f"input {inp.name!r}: shape must be [n] or [n, 1] matching {len(texts)} strings, "
+            f"inputs.{pos}.shape",
+            f"input {inp.name!r}: shape must be [n] or [n, 1] matching {len(flat)} elements, "
             f"got {list(shape)}",
         )
+    return flat
+
+
+def _texts(inp: InputTensor, pos: int) -> list[str]:
+    """A BYTES input's elements as text (UTF-8 bytes decoded; 422 naming a bad element)."""
+    texts = []
+    for i, x in enumerate(bytes_elements(inp, pos)):
+        if isinstance(x, bytes):
+            try:
+                x = x.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _invalid(
+                    f"inputs.{pos}.data.{i}",
+                    f"input {inp.name!r}: element {i} is not valid UTF-8",
+                ) from None
+        texts.append(x)
     return texts
 
 
+def text_input(call: InferCall) -> list[str]:
+    """The strings of a text model's one BYTES input (UTF-8 bytes are decoded)."""
+    if len(call.inputs) != 1:
+        raise _invalid("inputs", "text models take exactly one BYTES input")
+    return _texts(call.inputs[0], 0)
+
+
+async def _infer_images(
+    state: Any, call: InferCall, task: str
+) -> tuple[ServedVersion, list[tuple[str, np.ndarray]]]:
+    if len(call.inputs) != 1:
+        raise _invalid("inputs", "image models take exactly one BYTES input of encoded images")
+    values = bytes_elements(call.inputs[0], 0)
+    check_count(len(values), state.settings, "inputs.0.data")
+    blobs = [image_bytes(v, f"inputs.0.data.{i}") for i, v in enumerate(values)]
+    served, results = await run_images(
+        state, call.model, call.version, blobs, task, "inputs.0.data"
+    )
+    return served, _vector_outputs(served, results)
+
+
+async def _infer_rerank(
+    state: Any, call: InferCall
+) -> tuple[ServedVersion, list[tuple[str, np.ndarray]]]:
+    positions = {inp.name: pos for pos, inp in enumerate(call.inputs)}
+    if sorted(positions) != ["document", "query"] or len(call.inputs) != 2:
+        raise _invalid(
+            "inputs", "rerank models take two BYTES inputs: query ([1] or [n]) and document ([n])"
+        )
+    queries = _texts(call.inputs[positions["query"]], positions["query"])
+    docs = _texts(call.inputs[positions["document"]], positions["document"])
+    if len(queries) not in (1, len(docs)):
+        raise _invalid(
+            "inputs",
+            f"query has {len(queries)} elements; send 1, or one per document ({len(docs)})",
+        )
+    check_texts(queries, state.settings, field="query")
+    check_texts(docs, state.settings, field="document")
+    served, _, scores = await score(state.registry, call.model, call.version, queries, docs)
+    return served, [("score", np.asarray(scores, dtype=np.float32))]
+
+
+def _vector_outputs(served: ServedVersion, results: list[Any]) -> list[tuple[str, np.ndarray]]:
+    """`embedding` [n, dim] for embedding tasks; `probabilities` [n, classes] and `label` [n]
+    for classification."""
+    matrix = np.stack(results)
+    if served.pipeline.task in ("embeddings", "image-embeddings"):
+        return [("embedding", matrix)]
+    labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
+    top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
+    return [("probabilities", matrix), ("label", top)]
+
+
 async def _infer_text(
-    reg: ModelRegistry, settings: OriginSettings, call: InferCall
+    reg: ModelRegistry, settings: Any, call: InferCall
 ) -> tuple[ServedVersion, list[tuple[str, np.ndarray]]]:
     texts = text_input(call)
     check_texts(texts, settings, field="inputs.0.data")
@@ -220,12 +295,7 @@ async def _infer_text(
         return await tokenize(served, texts, field="inputs.0.data"), None
 
     served, _, results = await run_on_model(reg, call.model, call.version, prepare)
-    matrix = np.stack(results)
-    if served.pipeline.task == "embeddings":
-        return served, [("embedding", matrix)]
-    labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
-    top = np.asarray([labels[i] for i in matrix.argmax(axis=1)], dtype=object)
-    return served, [("probabilities", matrix), ("label", top)]
+    return served, _vector_outputs(served, results)
 
 
 def _as_text(inp: InputTensor) -> Any:

@@ -10,7 +10,6 @@ normalises) and `user` (accepted, not used).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -21,6 +20,8 @@ from starlette.responses import Response
 
 from origin.api.common import (
     check_texts,
+    classification_items,
+    embedding_items,
     json_response,
     no_store,
     parse_body,
@@ -176,20 +177,9 @@ async def embeddings(request: Request) -> Response:
     served, tokens, vectors = await _run(request, req.model, make_items, "embeddings")
     if size is not None:
         vectors = cut(vectors, size, served.config.normalize)
-    if req.encoding_format == "base64":
-        data = [
-            {
-                "object": "embedding",
-                "index": i,
-                "embedding": base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode(),
-            }
-            for i, v in enumerate(vectors)
-        ]
-    else:
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
     body = {
         "object": "list",
-        "data": data,
+        "data": embedding_items(vectors, req.encoding_format),
         "model": served.name,
         "model_version": served.version,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
@@ -205,20 +195,11 @@ async def classifications(request: Request) -> Response:
     served, tokens, probs = await _run_texts(request, req.model, texts, "text-classification")
     labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
     top_k = req.top_k or served.config.top_k or len(labels)
-    data = []
-    for i, p in enumerate(probs):
-        order = np.argsort(-p, kind="stable")[:top_k]
-        data.append(
-            {
-                "index": i,
-                "labels": [{"label": labels[j], "score": float(p[j])} for j in order],
-            }
-        )
     body = {
         "object": "list",
         "model": served.name,
         "model_version": served.version,
-        "data": data,
+        "data": classification_items(probs, labels, top_k),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return json_response(body, served.headers)

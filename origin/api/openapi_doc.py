@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from origin.api.images import ImageRequest
 from origin.api.oip import InferRequest
 from origin.api.openai import ClassificationRequest, EmbeddingsRequest
+from origin.api.rerank import RerankRequest
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -43,8 +45,24 @@ _BODY = {
 _REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "/v1/embeddings": EmbeddingsRequest,
     "/v1/classifications": ClassificationRequest,
+    "/v1/rerank": RerankRequest,
+    "/v1/images/embeddings": ImageRequest,
+    "/v1/images/classifications": ImageRequest,
     "/v2/models/{model}/infer": InferRequest,
     "/v2/models/{model}/versions/{version}/infer": InferRequest,
+}
+
+
+# The multipart form of the image routes: files plus the JSON body's other fields as text.
+_IMAGE_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "file"],
+    "properties": {
+        "model": {"type": "string"},
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "top_k": {"type": "integer", "minimum": 1},
+        "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+    },
 }
 
 
@@ -77,10 +95,10 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 components.update(body.pop("$defs", {}))
                 components[model.__name__] = body
                 ref = {"$ref": _REF.format(model=model.__name__)}
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref}},
-                }
+                content: dict[str, Any] = {"application/json": {"schema": ref}}
+                if model is ImageRequest:
+                    content["multipart/form-data"] = {"schema": _IMAGE_FORM}
+                op["requestBody"] = {"required": True, "content": content}
     for unused in ("HTTPValidationError", "ValidationError"):  # only FastAPI's 422 used them
         components.pop(unused, None)
     metrics = schema.get("paths", {}).get("/metrics", {}).get("get")

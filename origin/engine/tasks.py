@@ -1,8 +1,10 @@
 """Per-task pipelines: pre-processing (tokenize / validate), one batched ORT call, post-processing.
 
-A pipeline turns one request into *items* (one per text input, or one per tensor request), the
-batcher coalesces items from many requests, and `run_batch` (called in a worker thread) returns
-one result per item. Tokenization happens before queueing so the batcher knows each item's cost.
+A pipeline turns one request into *items* (one per text input, query-document pair, image, or
+tensor request), the batcher coalesces items from many requests, and `run_batch` (called in a
+worker thread) returns one result per item. Tokenization happens before queueing so the batcher
+knows each item's cost. The image pipelines live in `origin.engine.vision`; `origin.engine.
+pipelines` maps every task to its pipeline.
 """
 
 from __future__ import annotations
@@ -109,8 +111,45 @@ def _read_hf_config(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# A token of a real tokenizer covers at most a few characters of ordinary text (English
+# WordPiece: about 4-5). Inputs longer than max_length x this are cut before tokenizing, and the
+# cut is proven harmless for each input (see TextPipeline._encode_long).
+CHARS_PER_TOKEN_BOUND = 16
+
+
+def resolve_labels(
+    config: ModelConfig, hf_config: dict[str, Any], folder: Path, n: int
+) -> list[str]:
+    """Class labels: model.yaml `labels`, else config.json id2label, else LABEL_i."""
+    if config.labels is not None:
+        if len(config.labels) != n:
+            raise ModelFolderError(
+                folder.parent / "model.yaml",
+                "labels",
+                f"{len(config.labels)} labels given but the model has {n} classes",
+            )
+        return list(config.labels)
+    id2label = hf_config.get("id2label")
+    if isinstance(id2label, dict) and len(id2label) == n:
+        try:
+            return [str(id2label[k]) for k in sorted(id2label, key=int)]
+        except (TypeError, ValueError):
+            pass
+    return [f"LABEL_{i}" for i in range(n)]
+
+
+def softmax(logits: np.ndarray) -> list[np.ndarray]:
+    """Row-wise softmax (float64 inside), one float32 vector per row."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(z)
+    return list((exp / exp.sum(axis=1, keepdims=True)).astype(np.float32))
+
+
 class _SessionPipeline:
     """What every pipeline keeps: its config, the ORT session and the graph's declared tensors."""
+
+    keyed_batches = False  # True: only items with equal `key`s share a batch
 
     def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
         self.config = config
@@ -118,6 +157,26 @@ class _SessionPipeline:
         self.folder = folder
         self.inputs = session_inputs(session)
         self.outputs = session_outputs(session)
+
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ()
+
+    def _pick_output(self) -> str:
+        """model.yaml's `output_name`, else the first of the task's usual outputs, else the
+        graph's first output."""
+        names = [o.name for o in self.outputs]
+        if self.config.output_name:
+            if self.config.output_name not in names:
+                raise ModelFolderError(
+                    self.folder / "model.onnx",
+                    "output_name",
+                    f"no output {self.config.output_name!r}; the graph has {names}",
+                )
+            return self.config.output_name
+        for name in self._preferred_outputs():
+            if name in names:
+                return name
+        return names[0]
 
 
 class TextPipeline(_SessionPipeline):
@@ -149,11 +208,13 @@ class TextPipeline(_SessionPipeline):
         self.max_length = self._effective_max_length(tok)
         backend = tok.backend_tokenizer.__class__.from_str(tok.backend_tokenizer.to_str())
         backend.no_padding()
+        backend.no_truncation()
+        self.raw_tokenizer = backend  # no truncation, no padding: for counting and cut checks
+        backend = backend.__class__.from_str(backend.to_str())
         if config.truncation == "truncate":
             backend.enable_truncation(self.max_length)
-        else:
-            backend.no_truncation()
         self.tokenizer = backend
+        self.char_budget = self.max_length * CHARS_PER_TOKEN_BOUND
         self.pad_id = int(tok.pad_token_id) if tok.pad_token_id is not None else 0
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
         self.output_name = self._pick_output()
@@ -168,39 +229,52 @@ class TextPipeline(_SessionPipeline):
             limit = min(limit, positions)
         return limit
 
-    def _preferred_outputs(self) -> Sequence[str]:
-        return ()
-
-    def _pick_output(self) -> str:
-        names = [o.name for o in self.outputs]
-        if self.config.output_name:
-            if self.config.output_name not in names:
-                raise ModelFolderError(
-                    self.folder / "model.onnx",
-                    "output_name",
-                    f"no output {self.config.output_name!r}; the graph has {names}",
-                )
-            return self.config.output_name
-        for name in self._preferred_outputs():
-            if name in names:
-                return name
-        return names[0]
-
     # -- pre-processing (event loop or a helper thread; the Rust tokenizer releases the GIL)
     def tokenize(self, texts: Sequence[str]) -> list[TextItem]:
-        """Tokenize; in `reject` mode an input over the limit raises InputError."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        items = []
-        for index, enc in enumerate(encodings):
-            ids = enc.ids
-            if len(ids) > self.max_length:
-                raise InputError(
-                    f"input {index} has {len(ids)} tokens; this model accepts at most "
-                    f"{self.max_length} (truncation: reject)",
-                    index=index,
-                )
-            items.append(TextItem(ids, enc.type_ids))
-        return items
+        """Tokenize; in `reject` mode an input over the limit raises InputError.
+
+        Inputs longer than `char_budget` characters are cut first (`_encode_long`), with the
+        same tokens as a result: a 100 000-character input costs what its first tokens cost.
+        """
+        budget = self.char_budget
+        encodings = self.tokenizer.encode_batch([t if len(t) <= budget else "" for t in texts])
+        for i, text in enumerate(texts):
+            if len(text) > budget:
+                encodings[i] = self.tokenizer.post_process(self._encode_long(text))
+        return [self._item(index, enc) for index, enc in enumerate(encodings)]
+
+    def _item(self, index: int, enc: Any) -> TextItem:
+        ids = enc.ids
+        if len(ids) > self.max_length:
+            raise InputError(
+                f"input {index} has {len(ids)} tokens; this model accepts at most "
+                f"{self.max_length} (truncation: reject)",
+                index=index,
+            )
+        return TextItem(ids, enc.type_ids)
+
+    def _encode_long(self, text: str) -> Any:
+        """Raw tokens (no special tokens, no truncation) of `text`, or of a prefix of it whose
+        tokens start with the same `max_length` tokens as the whole text's.
+
+        A prefix cut at any character keeps every pre-token (word) but the last exactly as in
+        the whole text: pre-tokenizers split on whitespace and punctuation, and normalizers act
+        on single characters. So once the complete words of the prefix give `max_length` tokens
+        or more, truncating the prefix or the whole text gives the same tokens. A prefix that
+        falls short (long runs of spaces, unsplittable words) is doubled until it holds enough,
+        or is the whole text.
+        """
+        limit = self.char_budget
+        while limit < len(text):
+            raw = self.raw_tokenizer.encode(text[:limit], add_special_tokens=False)
+            words = raw.word_ids
+            if words:
+                last = words[-1]
+                complete = sum(1 for w in words if w != last)
+                if complete >= self.max_length:
+                    return raw
+            limit *= 2
+        return self.raw_tokenizer.encode(text, add_special_tokens=False)
 
     def feeds(self, items: Sequence[TextItem]) -> dict[str, np.ndarray]:
         """Pad to the longest item in the batch."""
@@ -310,23 +384,6 @@ class ClassificationPipeline(TextPipeline):
     def _preferred_outputs(self) -> Sequence[str]:
         return ("logits",)
 
-    def _resolve_labels(self, n_classes: int) -> list[str]:
-        if self.config.labels is not None:
-            if len(self.config.labels) != n_classes:
-                raise ModelFolderError(
-                    self.folder.parent / "model.yaml",
-                    "labels",
-                    f"{len(self.config.labels)} labels given but the model has {n_classes} classes",
-                )
-            return list(self.config.labels)
-        id2label = self.hf_config.get("id2label")
-        if isinstance(id2label, dict) and len(id2label) == n_classes:
-            try:
-                return [str(id2label[k]) for k in sorted(id2label, key=int)]
-            except (TypeError, ValueError):
-                pass
-        return [f"LABEL_{i}" for i in range(n_classes)]
-
     def warm_up(self) -> None:
         self.check_vocab()
         out, _ = self.forward(self.tokenize(["warm up"]))
@@ -336,16 +393,64 @@ class ClassificationPipeline(TextPipeline):
                 "output_name",
                 f"classification output {self.output_name!r} has rank {out.ndim}; expected 2",
             )
-        self.labels = self._resolve_labels(out.shape[1])
+        self.labels = resolve_labels(self.config, self.hf_config, self.folder, out.shape[1])
         self.run_batch(self.tokenize(["warm up", "another warm-up sentence"]))
 
     def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:
         logits, _ = self.forward(items)
+        return softmax(logits)
+
+
+class RerankPipeline(TextPipeline):
+    """A cross-encoder: one (query, document) pair per item, one relevance score out.
+
+    Pairs are tokenized as the model was trained (`[CLS] query [SEP] document [SEP]`, truncated
+    longest-first to `max_sequence_length`, as Hugging Face tokenizers and sentence-transformers'
+    CrossEncoder do). A one-logit head gives `sigmoid(logit)` (or the raw logit with
+    `score: raw`); a two-class head gives the second class's softmax probability.
+    """
+
+    task = "rerank"
+
+    def _preferred_outputs(self) -> Sequence[str]:
+        return ("logits",)
+
+    def tokenize_pairs(self, query: str, documents: Sequence[str]) -> list[TextItem]:
+        """One item per document; long documents are cut as in `tokenize`."""
+        q = self.raw_tokenizer.encode(query, add_special_tokens=False)
+        # The cut is exact only when the query itself fits (see `_encode_long`): longest-first
+        # truncation then depends on the document only through its first max_length tokens.
+        cut = len(q.ids) <= self.max_length
+        items = []
+        for index, doc in enumerate(documents):
+            if cut and len(doc) > self.char_budget:
+                d = self._encode_long(doc)
+            else:
+                d = self.raw_tokenizer.encode(doc, add_special_tokens=False)
+            items.append(self._item(index, self.tokenizer.post_process(q, d)))
+        return items
+
+    def warm_up(self) -> None:
+        self.check_vocab()
+        out, _ = self.forward(self.tokenize_pairs("warm up", ["a document"]))
+        if out.ndim != 2 or out.shape[1] not in (1, 2):
+            raise ModelFolderError(
+                self.folder / "model.onnx",
+                "output_name",
+                f"rerank output {self.output_name!r} has shape {list(out.shape)}; expected "
+                "[n, 1] (one relevance logit) or [n, 2]",
+            )
+        self.run_batch(self.tokenize_pairs("warm up", ["one document", "another document"]))
+
+    def run_batch(self, items: Sequence[TextItem]) -> list[float]:
+        logits, _ = self.forward(items)
         logits = np.asarray(logits, dtype=np.float64)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        probs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-        return list(probs)
+        if logits.shape[1] == 2:
+            return [float(p[1]) for p in softmax(logits)]
+        raw = logits[:, 0]
+        if self.config.score == "sigmoid":
+            raw = 1.0 / (1.0 + np.exp(-raw))
+        return [float(x) for x in raw]
 
 
 # ----------------------------------------------------------------------------- tensor pipeline
@@ -356,6 +461,7 @@ class TensorPipeline(_SessionPipeline):
 
     task = "tensor"
     padded_cost = False
+    keyed_batches = True
 
     def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
         super().__init__(config, session, folder)
@@ -467,12 +573,3 @@ def oip_output(name: str, array: np.ndarray) -> dict[str, Any]:
         "shape": list(array.shape),
         "data": array.reshape(-1),
     }
-
-
-Pipeline = EmbeddingsPipeline | ClassificationPipeline | TensorPipeline
-
-PIPELINES: dict[str, type[EmbeddingsPipeline | ClassificationPipeline | TensorPipeline]] = {
-    "embeddings": EmbeddingsPipeline,
-    "text-classification": ClassificationPipeline,
-    "tensor": TensorPipeline,
-}

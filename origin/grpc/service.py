@@ -205,7 +205,7 @@ class InferenceService:
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         call = infer_call(request)
-        outcome = await oip_core.infer(self.state.registry, self.state.settings, call)
+        outcome = await oip_core.infer(self.state, call)
         served = outcome.served
         response = pb.ModelInferResponse(
             model_name=served.name, model_version=str(served.version), id=request.id

@@ -3,7 +3,8 @@
 A model exported the ordinary way (optimum / `torch.onnx.export`) needs only `task` plus what
 differs from the defaults. Example::
 
-    task: embeddings            # embeddings | text-classification | tensor
+    task: embeddings            # embeddings | text-classification | rerank |
+                                # image-classification | image-embeddings | tensor
     description: all-MiniLM-L6-v2 sentence embeddings
     version_policy: latest      # latest | pinned  (pinned needs pinned_version)
     pinned_version: null
@@ -12,10 +13,12 @@ differs from the defaults. Example::
     pooling: mean               # embeddings: mean | cls
     normalize: true             # embeddings: L2-normalise the pooled vector
     matryoshka_dimensions: null # embeddings: sizes `dimensions` may cut to, e.g. [256, 128]
-    labels: null                # text-classification: else config.json id2label, else LABEL_i
-    top_k: null                 # text-classification: default number of labels returned
+    labels: null                # classification: else config.json id2label, else LABEL_i
+    top_k: null                 # classification: default number of labels returned
+    score: sigmoid              # rerank: sigmoid | raw (what relevance_score is made of)
+    image: null                 # image tasks: preprocessing (ImageConfig below)
     output_name: null           # which ONNX output to use (default: by task, see below)
-    batching: {max_batch_size: 32, max_queue_delay_ms: 2, max_batch_tokens: 8192,
+    batching: {max_batch_size: 32, max_queue_delay_ms: 2, max_batch_tokens: 1024,
                max_queue_size: 256, max_concurrent_batches: 1}
     cache_ttl_seconds: 3600     # Cache-Control max-age on inference responses
     inputs: null                # tensor: optional declared inputs, else read from the graph
@@ -39,13 +42,23 @@ from pydantic import (
     Field,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 CONFIG_FILE = "model.yaml"
 
-Task = Literal["embeddings", "text-classification", "tensor"]
-TEXT_TASKS: frozenset[str] = frozenset({"embeddings", "text-classification"})
+Task = Literal[
+    "embeddings",
+    "text-classification",
+    "rerank",
+    "image-classification",
+    "image-embeddings",
+    "tensor",
+]
+TEXT_TASKS: frozenset[str] = frozenset({"embeddings", "text-classification", "rerank"})
+IMAGE_TASKS: frozenset[str] = frozenset({"image-classification", "image-embeddings"})
 
 
 class ModelFolderError(Exception):
@@ -81,7 +94,12 @@ class BatchingConfig(_Strict):
         "request).",
     )
     max_batch_tokens: int = Field(
-        8192, ge=1, description="Token budget per batch, counted after padding (text tasks)."
+        1024,
+        ge=1,
+        description="Token budget per batch, counted after padding (text tasks). On a CPU a "
+        "batch's throughput stops growing long before this and then falls, once a layer's "
+        "activations (about 14 KB per token for MiniLM) outgrow the cache: 32 inputs of 128 "
+        "tokens ran slower per input than 8. Many short inputs still fill `max_batch_size`.",
     )
     max_concurrent_batches: int = Field(
         1,
@@ -128,10 +146,85 @@ class TensorSpec(_Strict):
     shape: list[int] | None = Field(None, description="Shape with -1 for dynamic dims.")
 
 
+class ResizeConfig(_Strict):
+    """Resize step: the shortest edge to a length (aspect kept), or to an exact size."""
+
+    shortest_edge: int | None = Field(
+        None, ge=1, le=4096, description="Scale so the shorter side has this length."
+    )
+    height: int | None = Field(None, ge=1, le=4096, description="Exact height (with width).")
+    width: int | None = Field(None, ge=1, le=4096, description="Exact width (with height).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ResizeConfig:
+        exact = self.height is not None or self.width is not None
+        if self.shortest_edge is not None and exact:
+            raise ValueError("give shortest_edge, or height and width, not both")
+        if self.shortest_edge is None and (self.height is None or self.width is None):
+            raise ValueError("give shortest_edge, or both height and width")
+        return self
+
+
+class CropConfig(_Strict):
+    """Center crop to height x width (after the resize)."""
+
+    height: int = Field(ge=1, le=4096, description="Crop height in pixels.")
+    width: int = Field(ge=1, le=4096, description="Crop width in pixels.")
+
+
+class ImageConfig(_Strict):
+    """How an uploaded image becomes the model's input tensor (image tasks), in this order:
+    decode, apply EXIF orientation, convert to RGB, resize, center crop, scale, normalize,
+    order channels, lay out."""
+
+    resize: ResizeConfig | None = Field(None, description="Resize step (none: keep the size).")
+    crop: CropConfig | None = Field(None, description="Center crop after the resize.")
+    resample: Literal["nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"] = Field(
+        "bilinear", description="Pillow resampling filter for the resize."
+    )
+    rescale: float = Field(
+        1 / 255, gt=0, description="Multiply 0-255 pixel values by this (float inputs)."
+    )
+    mean: tuple[float, float, float] = Field(
+        (0.0, 0.0, 0.0), description="Per-channel mean subtracted after rescaling (R, G, B)."
+    )
+    std: tuple[float, float, float] = Field(
+        (1.0, 1.0, 1.0), description="Per-channel standard deviation divided by (R, G, B)."
+    )
+    channel_order: Literal["rgb", "bgr"] = Field(
+        "rgb", description="Channel order the model expects."
+    )
+    layout: Literal["nchw", "nhwc"] = Field("nchw", description="Tensor layout the model expects.")
+    input_name: str | None = Field(
+        None, description="The graph input that takes the pixels (default: its only input)."
+    )
+    jpeg_draft: bool = Field(
+        True,
+        description="Let libjpeg decode large JPEGs at 1/2, 1/4 or 1/8 scale when the resize "
+        "shrinks them at least that much (several times faster for phone photos; pixels differ "
+        "slightly from a full decode). false = always decode in full.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ImageConfig:
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        if self.crop is not None and self.resize is not None:
+            r = self.resize
+            height = r.height if r.shortest_edge is None else r.shortest_edge
+            width = r.width if r.shortest_edge is None else r.shortest_edge
+            if self.crop.height > (height or 0) or self.crop.width > (width or 0):
+                raise ValueError("crop must not be larger than the resized image")
+        return self
+
+
 class ModelConfig(_Strict):
     """Contents of `models/<name>/model.yaml`."""
 
-    task: Task = Field(description="embeddings | text-classification | tensor")
+    task: Task = Field(
+        description="embeddings | text-classification | rerank | image-classification | "
+        "image-embeddings | tensor"
+    )
     description: str = Field("", description="Free text shown in /v1/models and metadata.")
     version_policy: Literal["latest", "pinned"] = Field(
         "latest", description="Serve the highest ready version, or `pinned_version`."
@@ -143,7 +236,9 @@ class ModelConfig(_Strict):
     truncation: Literal["truncate", "reject"] = Field(
         "truncate", description="Too-long inputs: cut to the limit, or answer 422."
     )
-    pooling: Literal["mean", "cls"] = Field("mean", description="Embeddings pooling.")
+    pooling: Literal["mean", "cls"] = Field(
+        "mean", description="Embeddings pooling (image embeddings: over patches or pixels)."
+    )
     normalize: bool = Field(True, description="Embeddings: L2-normalise.")
     matryoshka_dimensions: list[PositiveInt] | None = Field(
         None,
@@ -155,10 +250,21 @@ class ModelConfig(_Strict):
         None, description="Classification labels by class index (else config.json id2label)."
     )
     top_k: int | None = Field(None, ge=1, description="Classification default top_k (all).")
+    score: Literal["sigmoid", "raw"] = Field(
+        "sigmoid",
+        description="Rerank: relevance_score is the sigmoid of the cross-encoder's logit (as "
+        "sentence-transformers' CrossEncoder gives it), or the raw logit.",
+    )
+    image: ImageConfig | None = Field(
+        None,
+        validate_default=True,
+        description="Image tasks: preprocessing (required for them, see below).",
+    )
     output_name: str | None = Field(
         None,
         description="ONNX output to use. Default: embeddings -> last_hidden_state / "
-        "sentence_embedding / first output; classification -> logits / first output.",
+        "sentence_embedding / first output; classification and rerank -> logits / first "
+        "output; image embeddings -> image_embeds / pooler_output / last_hidden_state / first.",
     )
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     cache_ttl_seconds: int = Field(3600, ge=0, description="Cache-Control max-age.")
@@ -171,6 +277,14 @@ class ModelConfig(_Strict):
         if self.version_policy == "pinned" and self.pinned_version is None:
             raise ValueError("version_policy 'pinned' needs pinned_version")
         return self
+
+    @field_validator("image")
+    @classmethod
+    def _image_for_image_tasks(cls, image: ImageConfig | None, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task in IMAGE_TASKS and image is None:
+            raise ValueError(f"task {task!r} needs an `image:` preprocessing section")
+        return image
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from origin.engine.onnx_session import create_session
-from origin.engine.tasks import PIPELINES, Pipeline
+from origin.engine.pipelines import PIPELINES, Pipeline
 from origin.repository.config import CONFIG_FILE, ModelConfig, ModelFolderError, load_model_config
 
 ONNX_FILE = "model.onnx"

@@ -248,7 +248,7 @@ class ModelRegistry:
             loaded.config.batching,
             self.executor,
             padded_cost=pipeline.padded_cost,
-            key=(lambda it: it.key) if pipeline.task == "tensor" else None,
+            key=(lambda it: it.key) if pipeline.keyed_batches else None,
             observer=ModelObserver(
                 self.metrics, entry.name, capacity=loaded.config.batching.max_queue_size
             ),

@@ -64,7 +64,12 @@ def import_command(
     src: Annotated[Path, typer.Argument(help="Local Hugging Face checkpoint folder.")],
     name: Annotated[str, typer.Option("--name", help="Model name (folder under models/).")],
     task: Annotated[
-        str, typer.Option("--task", help="embeddings | text-classification")
+        str,
+        typer.Option(
+            "--task",
+            help="embeddings | text-classification | rerank | image-classification | "
+            "image-embeddings",
+        ),
     ] = "embeddings",
     int8: Annotated[
         bool, typer.Option("--int8", help="Serve a dynamically quantized int8 graph.")
@@ -113,11 +118,12 @@ def build_demo_command(
     ] = Path(".outpost/cache/models"),
     as_json: Annotated[bool, typer.Option("--json", help="Print build stamps as JSON.")] = False,
 ) -> None:
-    """Build (or skip, when up to date) the demo models: minilm, support-intent, iris."""
+    """Build (or skip, when up to date) the demo models: minilm, support-intent, iris, shapes,
+    shapes-embed."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from outpost.modelkit.demo import build_demo_models
 
-    with _progress(total=12) as step:
+    with _progress(total=16) as step:
         stamps = build_demo_models(models_dir, cache_dir=cache_dir, progress=step)
     if as_json:
         typer.echo(json.dumps(stamps, indent=2))

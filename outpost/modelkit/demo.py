@@ -1,4 +1,5 @@
-"""Build the demo model repository: `minilm` (fp32 v1 + int8 v2), `support-intent`, `iris`.
+"""Build the demo model repository: `minilm` (fp32 v1 + int8 v2), `support-intent`, `iris`,
+`shapes` and `shapes-embed` (one small CNN trained on generated pictures, two tasks).
 
 Idempotent: each version folder carries a `.build.json` stamp with a fingerprint of its sources
 (recipe version, source package, training data, library versions). A matching stamp means
@@ -33,6 +34,7 @@ from outpost.modelkit.export import (
     verify_int8,
 )
 from outpost.modelkit.layout import TMP_PREFIX, copy_files, staged_dir
+from outpost.modelkit.shapes import SHAPE_LABELS, train_shapes
 from outpost.modelkit.tabular import IRIS_LABELS, iris_logistic_regression_onnx
 from outpost.modelkit.tiny import minilm_dir
 from outpost.modelkit.torch_onnx import TOKENIZER_FILES, export_text_module
@@ -354,10 +356,55 @@ def build_iris(
     return {"1": stamp}
 
 
+# --- shapes, shapes-embed ------------------------------------------------------------------
+
+SHAPES_RECIPE = 1  # bump when outpost/modelkit/shapes.py changes what it builds
+
+
+def _shapes_fingerprint() -> str:
+    return _fingerprint(
+        "shapes",
+        1,
+        recipe_shapes=SHAPES_RECIPE,
+        labels=SHAPE_LABELS,
+        pillow=_dist_version("pillow"),
+    )
+
+
+def build_shapes(
+    models_dir: Path, cache_dir: Path, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The image classifier: a small CNN trained on generated pictures of 7 shapes."""
+    stamp = _ensure_version(
+        models_dir, cache_dir, "shapes", 1, _shapes_fingerprint(), train_shapes, progress
+    )
+    return {"1": stamp}
+
+
+def build_shapes_embed(
+    models_dir: Path, cache_dir: Path, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The same graph as `shapes`, served for its `embedding` output (built after it)."""
+
+    def build(out: Path) -> dict[str, Any]:
+        copy_files(models_dir / "shapes" / "1", out, ["model.onnx"])
+        classifier = _read_stamp(models_dir / "shapes" / "1") or {}
+        return {
+            "source": "models/shapes/1/model.onnx (its `embedding` output)",
+            "classifier_test_accuracy": classifier.get("test_accuracy"),
+        }
+
+    fp = _fingerprint("shapes-embed", 1, shapes=_shapes_fingerprint())
+    stamp = _ensure_version(models_dir, cache_dir, "shapes-embed", 1, fp, build, progress)
+    return {"1": stamp}
+
+
 DEMO_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "minilm": build_minilm,
     "support-intent": build_support_intent,
     "iris": build_iris,
+    "shapes": build_shapes,
+    "shapes-embed": build_shapes_embed,
 }
 
 

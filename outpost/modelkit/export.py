@@ -20,8 +20,18 @@ import numpy as np
 from outpost.modelkit.errors import CheckpointError, VerificationError
 from outpost.modelkit.torch_onnx import TOKENIZER_FILES, OutputSelector, export_text_module
 
-Task = Literal["embeddings", "text-classification"]
-TASKS: tuple[str, ...] = ("embeddings", "text-classification")
+Task = Literal[
+    "embeddings", "text-classification", "rerank", "image-classification", "image-embeddings"
+]
+TASKS: tuple[str, ...] = (
+    "embeddings",
+    "text-classification",
+    "rerank",
+    "image-classification",
+    "image-embeddings",
+)
+IMAGE_TASKS = ("image-classification", "image-embeddings")
+LOGIT_TASKS = ("text-classification", "rerank")  # verified on logits
 Progress = Callable[[str], None]
 """Called with a short description each time a step starts (the CLI shows it in a bar)."""
 
@@ -29,6 +39,16 @@ FP32_MIN_COSINE = 0.9999
 FP32_MAX_ABS_LOGIT_DIFF = 1e-3
 INT8_MIN_MEAN_COSINE = 0.98
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+# (query, document) pairs a cross-encoder is verified on: short, long, related and not.
+VERIFY_PAIRS = [
+    ("how do I reset my password", "Tap Settings, then Account, then Reset password."),
+    ("how do I reset my password", "Our offices are closed on public holidays."),
+    ("refund for a double charge", "I was charged twice for my subscription this month."),
+    ("dark mode", "Could you add a dark mode to the settings screen?"),
+    ("app crashes camera", "The app crashes every time I open the camera. " * 20),
+    ("a", "ok"),
+]
 
 VERIFY_SENTENCES = [
     "The app crashes every time I open the camera.",
@@ -54,10 +74,13 @@ class ExportReport:
     onnx_path: str
     export_seconds: float
     verify_sentences: int
-    min_cosine: float | None = None  # embeddings: mean-pooled ONNX vs PyTorch
+    min_cosine: float | None = None  # embeddings: pooled ONNX vs PyTorch
     mean_cosine: float | None = None
-    max_abs_logit_diff: float | None = None  # text-classification
+    max_abs_logit_diff: float | None = None  # classification and rerank
     files: list[str] = field(default_factory=list)
+    verify_pairs: int | None = None  # rerank
+    verify_images: int | None = None  # image tasks: pictures through both preprocessings
+    pixels_max_abs_diff: float | None = None  # origin vs Hugging Face preprocessing
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +107,7 @@ def _step(progress: Progress | None, message: str) -> None:
         progress(message)
 
 
-def check_checkpoint(src: Path) -> None:
+def check_checkpoint(src: Path, task: str = "embeddings") -> None:
     """Raise CheckpointError naming the first missing or unreadable file of a checkpoint."""
     import json
 
@@ -101,7 +124,13 @@ def check_checkpoint(src: Path) -> None:
         raise CheckpointError(f"{config}: field 'model_type' is missing")
     if not any((src / name).is_file() for name in WEIGHT_FILES):
         raise CheckpointError(f"{src}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
-    if not any((src / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+    if task in IMAGE_TASKS:
+        if not (src / "preprocessor_config.json").is_file():
+            raise CheckpointError(
+                f"{src / 'preprocessor_config.json'}: missing (an image checkpoint needs its "
+                "image processor's settings)"
+            )
+    elif not any((src / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         raise CheckpointError(f"{src}: no tokenizer (expected tokenizer.json or vocab.txt)")
 
 
@@ -145,7 +174,7 @@ def _load_model(src: Path, task: str) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    cls = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
+    cls = AutoModelForSequenceClassification if task in LOGIT_TASKS else AutoModel
     try:
         return cls.from_pretrained(
             str(src), local_files_only=True, attn_implementation="eager"
@@ -193,21 +222,28 @@ def export_hf_checkpoint(
     """Export the checkpoint in `src` into `dest_version_dir` (created; should be a temp dir).
 
     Writes model.onnx (dynamic batch/sequence axes; output `last_hidden_state` for embeddings,
-    `logits` for text-classification), the tokenizer files and config.json, then verifies ONNX
-    against PyTorch: embeddings need mean-pooled cosine >= 0.9999 on every sentence,
-    classification |delta logit| <= 1e-3. Raises CheckpointError / VerificationError.
+    `logits` for text-classification and rerank), the tokenizer files and config.json, then
+    verifies ONNX against PyTorch: embeddings need mean-pooled cosine >= 0.9999 on every
+    sentence, classification and rerank |delta logit| <= 1e-3 (rerank on query-document
+    pairs). Image tasks go through `vision_export` (ONNX + the origin's preprocessing against
+    PyTorch + the checkpoint's image processor). Raises CheckpointError / VerificationError.
     """
     import torch
 
     if task not in TASKS:
         raise CheckpointError(f"task: {task!r} is not one of {', '.join(TASKS)}")
-    check_checkpoint(src)
+    check_checkpoint(src, task)
     dest_version_dir.mkdir(parents=True, exist_ok=True)
+    if task in IMAGE_TASKS:
+        return _export_image(src, dest_version_dir, task, progress)
     _step(progress, "loading checkpoint")
     tokenizer = load_tokenizer(src)
     model = _load_model(src, task)
-    output = "logits" if task == "text-classification" else "last_hidden_state"
-    feeds = encode(tokenizer, VERIFY_SENTENCES)
+    output = "logits" if task in LOGIT_TASKS else "last_hidden_state"
+    if task == "rerank":
+        feeds = encode_pairs(tokenizer, VERIFY_PAIRS)
+    else:
+        feeds = encode(tokenizer, VERIFY_SENTENCES)
     input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in feeds]
     onnx_path = dest_version_dir / "model.onnx"
 
@@ -234,7 +270,8 @@ def export_hf_checkpoint(
         task=task,
         onnx_path=str(onnx_path),
         export_seconds=round(export_seconds, 3),
-        verify_sentences=len(VERIFY_SENTENCES),
+        verify_sentences=0 if task == "rerank" else len(VERIFY_SENTENCES),
+        verify_pairs=len(VERIFY_PAIRS) if task == "rerank" else None,
         files=files,
     )
     if output == "logits":
@@ -255,6 +292,40 @@ def export_hf_checkpoint(
                 f" (tolerance >= {FP32_MIN_COSINE})"
             )
     return report
+
+
+def encode_pairs(
+    tokenizer: Any, pairs: list[tuple[str, str]], max_length: int = 128
+) -> dict[str, np.ndarray]:
+    """Tokenize (query, document) pairs as a cross-encoder reads them (longest-first cut)."""
+    enc = tokenizer(
+        [q for q, _ in pairs],
+        [d for _, d in pairs],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="np",
+    )
+    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+def _export_image(src: Path, dest: Path, task: str, progress: Progress | None) -> ExportReport:
+    from outpost.modelkit.vision_export import export_image_checkpoint
+
+    _step(progress, "exporting to ONNX and verifying against PyTorch")
+    r = export_image_checkpoint(src, dest, task=task)
+    return ExportReport(
+        task=task,
+        onnx_path=str(dest / "model.onnx"),
+        export_seconds=r["export_seconds"],
+        verify_sentences=0,
+        min_cosine=r.get("min_cosine"),
+        mean_cosine=r.get("mean_cosine"),
+        max_abs_logit_diff=r.get("max_abs_logit_diff"),
+        files=["model.onnx", "config.json", "preprocessor_config.json"],
+        verify_images=r["verify_images"],
+        pixels_max_abs_diff=r["pixels_max_abs_diff_vs_hf_processor"],
+    )
 
 
 def quantize_int8(src_onnx: Path, dst_onnx: Path) -> None:

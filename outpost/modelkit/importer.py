@@ -17,6 +17,7 @@ from typing import Any
 
 from outpost.modelkit.errors import CheckpointError, ModelExistsError, ModelKitError
 from outpost.modelkit.export import (
+    IMAGE_TASKS,
     TASKS,
     ExportReport,
     Int8Report,
@@ -51,7 +52,12 @@ class ImportReport:
 
 
 def default_model_config(src: Path, task: str) -> dict[str, Any]:
-    """A model.yaml for a freshly imported checkpoint (sequence length from its own config)."""
+    """A model.yaml for a freshly imported checkpoint (sequence length from its own config;
+    image preprocessing from its image processor)."""
+    if task in IMAGE_TASKS:
+        from outpost.modelkit.vision_export import image_model_config
+
+        return image_model_config(src, task)
     max_len = 256
     st_config = src / "sentence_bert_config.json"
     if st_config.is_file():
@@ -69,7 +75,7 @@ def default_model_config(src: Path, task: str) -> dict[str, Any]:
     config["batching"] = {
         "max_batch_size": 32,
         "max_queue_delay_ms": 2,
-        "max_batch_tokens": 8192,
+        "max_batch_tokens": 1024,
         "max_queue_size": 256,
     }
     return config
@@ -112,7 +118,9 @@ def import_checkpoint(
         )
     if task not in TASKS:
         raise ModelKitError(f"--task: {task!r} is not one of {', '.join(TASKS)}")
-    check_checkpoint(src)  # before anything is created under models_dir
+    if int8 and task in IMAGE_TASKS:
+        raise ModelKitError("--int8: only text models are quantized (verified on sentences)")
+    check_checkpoint(src, task)  # before anything is created under models_dir
     model_dir = models_dir / name
     current = _existing_task(model_dir)
     if current is not None and current != task:

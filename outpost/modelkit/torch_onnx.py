@@ -75,3 +75,37 @@ def export_text_module(
             opset_version=opset,
             dynamo=False,
         )
+
+
+def export_image_module(
+    module: Any,
+    dest: Path,
+    *,
+    output_names: Sequence[str],
+    height: int,
+    width: int,
+    opset: int = 17,
+    input_name: str = "pixel_values",
+) -> None:
+    """Export a module taking one float pixel tensor [batch, 3, height, width] to `dest`.
+
+    The batch axis is dynamic (and every output's first axis with it); height and width are
+    fixed, as the model's preprocessing (resize, crop) makes every image that size.
+    """
+    import torch
+
+    sample = torch.rand(2, 3, height, width)
+    axes: dict[str, dict[int, str]] = {input_name: {0: "batch"}}
+    axes.update({name: {0: "batch"} for name in output_names})
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (sample,),
+            str(dest),
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )

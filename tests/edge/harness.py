@@ -189,8 +189,11 @@ class FakeOrigin:
             payload = json.loads(call.body[: int(framing)])
             payload["input"] = call.body[int(framing) :].hex()
         else:
-            payload = json.loads(call.body)
-        model = payload.get("model") or path.split("/")[3]
+            try:
+                payload = json.loads(call.body)
+            except ValueError:  # a multipart upload: the model is a form field, read whole
+                payload = {"model": EMBED_MODEL, "input": call.body.hex()}
+        model = payload.get("model") or (path.split("/") + [""] * 4)[3]
         if model not in self.models:
             return json_answer(404, {"status": 404, "title": "Not Found"})
         version = self.models[model]

@@ -28,6 +28,7 @@ from outpost.modelkit.export import cosine_rows, encode, load_tokenizer, mean_po
 from outpost.modelkit.tiny import minilm_dir
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMOS = ("minilm", "support-intent", "iris", "shapes", "shapes-embed")
 CACHE = ROOT / ".outpost" / "cache" / "models"
 SENTENCES = [
     "How do I reset my password?",
@@ -42,7 +43,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     models = tmp_path_factory.mktemp("models")
-    for name in ("minilm", "support-intent", "iris"):  # the committed, hand-written configs
+    for name in DEMOS:  # the committed, hand-written configs
         (models / name).mkdir()
         (models / name / "model.yaml").write_bytes((MODELS_ROOT / name / "model.yaml").read_bytes())
     stamps = build_demo_models(models, cache_dir=CACHE)
@@ -138,5 +139,67 @@ def test_origin_loader_accepts_every_demo_model(demo_repo) -> None:
     from origin.repository.loader import validate_model_folder
 
     models, _ = demo_repo
-    for name in ("minilm", "support-intent", "iris"):
+    for name in DEMOS:
         assert validate_model_folder(models / name) == [], name
+
+
+def _arrow_photo(direction: str) -> bytes:
+    """A phone photo of an arrow drawn on paper: landscape sensor pixels + EXIF Orientation 6."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    upright = Image.new("RGB", (600, 800), (240, 236, 228))
+    draw = ImageDraw.Draw(upright)
+    up = [(300, 200), (460, 400), (360, 400), (360, 600), (240, 600), (240, 400), (140, 400)]
+    draw.polygon(up, fill=(20, 30, 90))
+    turn = {"arrow_up": None, "arrow_down": Image.Transpose.ROTATE_180}
+    if turn[direction] is not None:
+        upright = upright.transpose(turn[direction])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=90, exif=exif)
+    return out.getvalue()
+
+
+def test_shapes_demo_is_accurate_and_reads_phone_photos_upright(demo_repo) -> None:
+    from origin.engine.vision import ImageItem
+    from origin.repository.config import ImageConfig
+    from origin.repository.loader import load_version
+    from outpost.modelkit.shapes import PREPROCESSING, SHAPE_LABELS, dataset
+
+    models, stamps = demo_repo
+    stamp = stamps["shapes"]["1"]
+    assert stamp["test_accuracy"] >= 0.9 and stamp["labels"] == list(SHAPE_LABELS)
+    # The committed config preprocesses exactly as the model was trained.
+    assert load_model_config(MODELS_ROOT / "shapes").image == ImageConfig.model_validate(
+        PREPROCESSING
+    )
+    pipeline = load_version("shapes", models / "shapes", 1).pipeline
+    assert pipeline.labels == list(SHAPE_LABELS)
+    x, y = dataset(300, seed=99)  # fresh pictures, never seen in training
+    probs = np.stack(pipeline.run_batch([ImageItem(p) for p in x]))
+    assert (probs.argmax(axis=1) == y).mean() >= 0.85
+    for direction in ("arrow_up", "arrow_down"):
+        item = pipeline.prepare(_arrow_photo(direction), 50_000_000)
+        (p,) = pipeline.run_batch([item])
+        assert SHAPE_LABELS[int(p.argmax())] == direction
+
+
+def test_shapes_embed_serves_the_same_graph_as_embeddings(demo_repo) -> None:
+    from origin.engine.vision import ImageItem
+    from origin.repository.loader import load_version
+    from outpost.modelkit.shapes import SHAPE_LABELS, dataset
+
+    models, _ = demo_repo
+    pipeline = load_version("shapes-embed", models / "shapes-embed", 1).pipeline
+    x, y = dataset(140, seed=98)
+    vecs = np.stack(pipeline.run_batch([ImageItem(p) for p in x]))
+    assert vecs.shape == (140, 48)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -np.inf)
+    # Search: each picture's nearest other picture shows the same shape.
+    assert (y[sims.argmax(axis=1)] == y).mean() >= 0.9
+    assert len(set(y.tolist())) == len(SHAPE_LABELS)

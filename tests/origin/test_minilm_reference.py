@@ -97,3 +97,35 @@ def test_served_int8_minilm_stays_close_to_pytorch(minilm_origin: OriginProcess,
     got = np.array(out["data"], dtype=np.float32).reshape(out["shape"])
     cos = _cosines(got, torch_reference)
     assert cos.mean() >= 0.98 and cos.min() >= 0.95, cos
+
+
+def test_demo_minilm_reranks_out_of_the_box(minilm_origin: OriginProcess, torch_reference):
+    """/v1/rerank on the demo embedding model: cosine of PyTorch's sentence embeddings."""
+    query, docs = SENTENCES[0], SENTENCES[1:5]
+    r = httpx.post(
+        minilm_origin.url + "/v1/rerank",
+        json={"model": "minilm", "query": query, "documents": docs, "return_documents": True},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    want = torch_reference[1:5] @ torch_reference[0]
+    results = r.json()["results"]
+    assert [res["index"] for res in results] == list(np.argsort(-want, kind="stable"))
+    np.testing.assert_allclose(
+        [res["relevance_score"] for res in results], np.sort(want)[::-1], atol=1e-4
+    )
+    relevant = httpx.post(
+        minilm_origin.url + "/v1/rerank",
+        json={
+            "model": "minilm",
+            "query": "I forgot my password and cannot log in",
+            "documents": [
+                "Our shop opens at nine on weekdays.",
+                "To reset your password, tap 'Forgot password' on the sign-in screen.",
+                "The new update adds a dark theme.",
+            ],
+            "top_n": 1,
+        },
+        timeout=60,
+    ).json()
+    assert [res["index"] for res in relevant["results"]] == [1]
