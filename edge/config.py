@@ -161,6 +161,49 @@ class EdgeConfig:
         "`models`, `identity`, `default` (a class without its own policy uses `default`).",
         default_factory=dict,
     )
+    work_limits: Mapping[str, RatePolicy] = _doc(
+        'JSON object route-class -> `{"rate": r, "burst": b}` in work units per '
+        "subject: estimated tokens (a token per 4 bytes of text, at most 512 per input) on "
+        "the text routes, images on the image routes. The burst is the most one request may "
+        "ask for; a request asking for more is answered 413.",
+        default_factory=lambda: {
+            "inference": RatePolicy(rate=1024.0, burst=65536),
+            "images": RatePolicy(rate=4.0, burst=32),
+        },
+    )
+    model_work_limits: Mapping[str, RatePolicy] = _doc(
+        "JSON object model -> work policy, in place of its route class's `work_limits`.",
+        default_factory=dict,
+    )
+    app_rate_limits: Mapping[str, RatePolicy] = _doc(
+        "JSON object route-class -> request policy shared by all subjects of one app (the "
+        "token's `client_id`). None by default.",
+        default_factory=dict,
+    )
+    app_work_limits: Mapping[str, RatePolicy] = _doc(
+        "JSON object route-class -> work policy shared by all subjects of one app.",
+        default_factory=dict,
+    )
+    quota_store: str = _doc(
+        "Where quota buckets live: `memory` (this process), `redis` (shared by self-hosted "
+        "replicas, `quota_redis_url`) or `durable-object` (Workers, the `QUOTAS` binding).",
+        default="memory",
+    )
+    quota_redis_url: str = _doc(
+        "Redis URL for `quota_store: redis`, e.g. `redis://127.0.0.1:6379/0`.", default=""
+    )
+    quota_fail_mode: str = _doc(
+        "When the shared store cannot answer in `quota_timeout_seconds`: `local` (this "
+        "process's own buckets, per replica), `open` (allow) or `closed` (503).",
+        default="local",
+    )
+    quota_timeout_seconds: float = _doc(
+        "How long a request waits for the shared quota store.", default=0.05
+    )
+    quota_shards: int = _doc(
+        "Durable Objects the buckets are spread over (by subject); more shards, more throughput.",
+        default=64,
+    )
     canary: Mapping[str, CanaryRule] = _doc(
         'JSON object model -> `{"percent": 10, "pool": "canary"}`; header '
         "`X-Outpost-Canary: 1` always picks the canary.",
@@ -517,6 +560,25 @@ def load_config(*layers: Mapping[str, Any]) -> EdgeConfig:
         bad = set(issuer.algorithms) - SUPPORTED_ALGORITHMS
         if bad:
             raise ConfigError(f"issuer {issuer.issuer}: unsupported algorithms {sorted(bad)}")
+    if config.quota_store not in ("memory", "redis", "durable-object"):
+        raise ConfigError("quota_store must be memory, redis or durable-object")
+    if config.quota_fail_mode not in ("local", "open", "closed"):
+        raise ConfigError("quota_fail_mode must be local, open or closed")
+    if config.quota_store == "redis" and not config.quota_redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError("quota_store redis needs quota_redis_url (redis://...)")
+    if not 1 <= config.quota_shards <= 4096:
+        raise ConfigError("quota_shards must be 1-4096")
+    policies = [
+        *config.rate_limits.values(),
+        *config.work_limits.values(),
+        *config.model_work_limits.values(),
+        *config.app_rate_limits.values(),
+        *config.app_work_limits.values(),
+    ]
+    if any(p.rate < 0 or p.burst < 1 for p in policies):
+        raise ConfigError("rate limits need rate >= 0 and burst >= 1")
     if not 0 <= config.trace_sample_ratio <= 1:
         raise ConfigError("trace_sample_ratio must be between 0 and 1")
     if config.trace_export_endpoint and not config.trace_export_endpoint.startswith(

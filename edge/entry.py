@@ -10,7 +10,12 @@ from typing import Any
 
 from workers import Response, WorkerEntrypoint
 
+from edge.limits.durable import quota_object_class
+
 _app: Any = None
+
+# The quota Durable Object (the `QUOTAS` binding in wrangler.toml); workerd finds it here.
+QuotaObject = quota_object_class()
 
 
 def _setting(env: Any, name: str) -> Any:
@@ -34,7 +39,7 @@ def edge_app(env: Any) -> Any:
         from edge.runtime.workers import WorkersPlatform
 
         layer = {name: _setting(env, name) for name in setting_names()}
-        _app = EdgeApp(load_config(layer), WorkersPlatform())
+        _app = EdgeApp(load_config(layer), WorkersPlatform(env))
     return _app
 
 

@@ -24,7 +24,8 @@ from edge.core.plan import Plan, Planner
 from edge.core.problems import finish_problem, problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.stats import Stats
-from edge.limits.ratelimit import RateLimiter
+from edge.limits.quota import MemoryStore, Quotas
+from edge.limits.stores import Guarded, QuotaUnavailable
 from edge.runtime.base import Platform
 from edge.tracing import FinishedSpan
 from edge.upstream.forward import forward_headers, from_upstream, upstream_problem
@@ -48,7 +49,20 @@ class EdgeApp:
             leeway=config.leeway_seconds,
             count=lambda *labels: self.stats.inc("outpost_edge_attestation_total", *labels),
         )
-        self.limiter = RateLimiter(platform.monotonic)
+        self.quotas = Quotas(config)
+        self.local_quota = MemoryStore(platform.monotonic)
+        shared = platform.quota_store(config)
+        self.shared_quota = (
+            None
+            if shared is None
+            else Guarded(
+                shared,
+                self.local_quota,
+                config.quota_fail_mode,
+                config.quota_timeout_seconds,
+                lambda mode: self.stats.inc("outpost_edge_quota_store_errors_total", mode),
+            )
+        )
         self.cache = EdgeCache(config, platform.now, platform.cache_tier2)
         self.pool = OriginPool(config, platform, self.stats)
         self.planner = Planner(config, self.auth, self.pool.versions, platform.now)
@@ -121,7 +135,7 @@ class EdgeApp:
                 return problem(
                     attested.status, "attestation-failed", attested.detail, plan.rid, headers
                 )
-        limited = self._limit(plan)
+        limited = await self._limit(plan)
         if limited is not None:
             return limited
         if plan.refusal is not None:
@@ -175,19 +189,40 @@ class EdgeApp:
     def dpop_required(self) -> tuple[str, ...]:
         return self.config.dpop.require_for
 
-    def _limit(self, plan: Plan) -> EdgeResponse | None:
-        """Count the request against its subject's bucket (its headers go into the plan); the
-        429 to answer when the bucket was empty."""
+    async def _limit(self, plan: Plan) -> EdgeResponse | None:
+        """Charge the request to its quota buckets (their header fields go into the plan); the
+        429 (or 413, 503) to answer when it may not go on."""
         route = plan.route
         assert route is not None
-        decision = self.limiter.check(
-            route.rate_class, plan.subject, self.config.policy_for(route.rate_class)
-        )
-        plan.limit_headers = decision.headers
-        if decision.allowed:
+        work: float | None = None
+        if plan.key is not None:  # a parsed inference body: its work is known
+            images = route.rate_class == "images"
+            work = plan.work.inputs if images else plan.work.tokens
+        app = plan.principal.app if plan.principal is not None else ""
+        buckets = self.quotas.buckets(route.rate_class, plan.subject, app, plan.model, work)
+        too_big = self.quotas.too_large(buckets)
+        if too_big is not None:
+            return problem(
+                413,
+                "work-too-large",
+                f"The request asks for {int(too_big.cost)} units of work; at most "
+                f"{int(too_big.burst)} fit the '{too_big.name}' quota at once. Split it.",
+                plan.rid,
+            )
+        if self.shared_quota is None:
+            outcome = self.local_quota.take_now(buckets)
+        else:
+            try:
+                outcome = await self.shared_quota.take(buckets)
+            except QuotaUnavailable:
+                headers = {"retry-after": "1"}
+                detail = "Quotas cannot be checked right now."
+                return problem(503, "quota-unavailable", detail, plan.rid, headers)
+        plan.limit_headers = self.quotas.headers(buckets, outcome)
+        if outcome.allowed:
             return None
         self.stats.inc("outpost_edge_rate_limited_total", route.name)
-        wait = decision.retry_after
+        wait = outcome.retry_after
         return problem(429, "rate-limited", f"Too many requests; retry in {wait} s.", plan.rid)
 
     def _finish(self, req: EdgeRequest, resp: EdgeResponse, plan: Plan) -> None:

@@ -21,6 +21,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
         "App attestation checks, by route class, mode and result.",
         ("route_class", "mode", "result"),
     ),
+    "outpost_edge_quota_store_errors_total": (
+        "Quota checks the shared store could not answer, by the fail mode applied.",
+        ("mode",),
+    ),
     "outpost_edge_refused_total": (
         "Requests the local server refused before routing (HTTP limits and timeouts).",
         ("reason",),

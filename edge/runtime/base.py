@@ -9,6 +9,7 @@ from edge.cache import CacheTier
 from edge.config import EdgeConfig
 from edge.core.request import UpstreamResponse
 from edge.core.stats import Stats
+from edge.limits.quota import QuotaStore
 from edge.tracing import SpanSink
 
 
@@ -54,6 +55,11 @@ class Platform(Protocol):
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         """(content type, body) for `/metrics`, or None where metrics are not served."""
+        ...
+
+    def quota_store(self, config: EdgeConfig) -> QuotaStore | None:
+        """The fleet-wide quota store `config.quota_store` names (None: this process's own
+        buckets)."""
         ...
 
     def span_sink(self, config: EdgeConfig) -> SpanSink | None:

@@ -28,6 +28,7 @@ from edge.cache import CacheTier
 from edge.config import EdgeConfig
 from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import METRICS, Stats
+from edge.limits.quota import QuotaStore
 from edge.tracing import SpanSink
 
 _ALGS = {
@@ -90,6 +91,7 @@ class LocalPlatform:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registry: CollectorRegistry | None = None
         self._sink: Any = None
+        self._redis: Any = None
 
     async def fetch(
         self,
@@ -191,6 +193,14 @@ class LocalPlatform:
         # CPU (zlib's window sized to the body) and 9% smaller output (bench/gzip_bench.py).
         return isal_zlib.compress(body, _ISAL_LEVEL[level], 31)  # wbits 31: a gzip member
 
+    def quota_store(self, config: EdgeConfig) -> QuotaStore | None:
+        if config.quota_store != "redis":
+            return None
+        from edge.limits.stores import RedisStore
+
+        self._redis = RedisStore(config.quota_redis_url, config.quota_timeout_seconds)
+        return self._redis
+
     def span_sink(self, config: EdgeConfig) -> SpanSink | None:
         if not config.trace_export_endpoint:
             return None
@@ -200,6 +210,8 @@ class LocalPlatform:
         return self._sink
 
     async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
         if self._sink is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._sink.shutdown)
         for task in list(self._tasks):

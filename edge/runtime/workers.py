@@ -16,6 +16,7 @@ from edge.compression import zlib_gzip
 from edge.config import EdgeConfig
 from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import Stats
+from edge.limits.quota import QuotaStore
 from edge.tracing import LogSpanSink, SpanSink
 
 _IMPORT = {
@@ -89,9 +90,10 @@ class WorkersPlatform:
 
     name = "workers"
 
-    def __init__(self) -> None:
+    def __init__(self, env: Any = None) -> None:
         import js
 
+        self._env = env  # the Worker's bindings (the quota Durable Objects)
         caches = getattr(js, "caches", None)
         self.cache_tier2 = CloudflareCacheTier() if caches is not None else None
         self._keys: dict[tuple[Any, ...], Any] = {}
@@ -184,6 +186,13 @@ class WorkersPlatform:
 
     def metrics_text(self, stats: Stats) -> tuple[str, bytes] | None:
         return None
+
+    def quota_store(self, config: EdgeConfig) -> QuotaStore | None:
+        if config.quota_store != "durable-object":
+            return None
+        from edge.limits.durable import DurableStore
+
+        return DurableStore(self._env, config.quota_shards)
 
     def span_sink(self, config: EdgeConfig) -> SpanSink | None:
         # The OpenTelemetry SDK does not run here: sampled spans are JSON log lines, which

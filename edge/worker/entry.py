@@ -4,6 +4,6 @@ Everything else comes from the vendored `python_modules/edge` package, so no edg
 (`platform`, `config`, `stats`, ...) can shadow a stdlib module inside the Worker.
 """
 
-from edge.entry import Default
+from edge.entry import Default, QuotaObject
 
-__all__ = ["Default"]
+__all__ = ["Default", "QuotaObject"]

@@ -67,6 +67,7 @@ class FakePlatform:
         self.calls: list[Call] = []
         self.read_timeouts: list[float | None] = []
         self.spans = ListSink()
+        self.shared_quota: Any = None
         self.offset = 0.0
         self._local = LocalPlatform()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -125,6 +126,9 @@ class FakePlatform:
 
     def span_sink(self, config: Any) -> Any:
         return self.spans
+
+    def quota_store(self, config: Any) -> Any:
+        return self.shared_quota  # None: the edge's own buckets
 
     def gzip(self, body: bytes, level: int) -> bytes:
         c = zlib.compressobj(level, zlib.DEFLATED, 31)

@@ -87,3 +87,15 @@ def test_uploaded_top_level_modules_do_not_shadow_the_stdlib(dist: tuple[Path, s
         if line.count("│") >= 3 and ".py" in line
     }
     assert listed <= {"entry.py"}, listed
+
+
+def test_the_quota_durable_object_is_bound_and_migrated_to_sqlite(dist: tuple[Path, str]) -> None:
+    import tomllib
+
+    _, stdout = dist
+    assert "env.QUOTAS (QuotaObject)" in stdout and "Durable Object" in stdout
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    binding = config["durable_objects"]["bindings"][0]
+    assert (binding["name"], binding["class_name"]) == ("QUOTAS", "QuotaObject")
+    assert any("QuotaObject" in m.get("new_sqlite_classes", []) for m in config["migrations"])
+    assert "QuotaObject" in (dist[0] / "entry.py").read_text()  # exported by wrangler's main

@@ -2,7 +2,8 @@
 // compatibility date selects) with the real `workers-runtime-sdk`, over a Node HTTP server.
 // Only the two workerd-internal modules are stand-ins. Usage:
 //   node run_worker.mjs <repo root> <vendored python_modules dir> <sdk wheel> [port]
-// Worker vars come from the WORKER_ENV environment variable (a JSON object).
+// Worker vars come from the WORKER_ENV environment variable (a JSON object). With DRIVER set, it
+// runs that Python file's `run()` instead of serving (see below).
 // Prints one JSON line {"port", "load_ms", "import_ms", ...} once listening (times in ms).
 import fs from "node:fs";
 import http from "node:http";
@@ -59,6 +60,14 @@ pyodide.FS.writeFile(
 pyodide.runPython(
   "import sys; sys.path[:0] = ['/worker', '/worker/python_modules']",
 );
+
+// With DRIVER=<a Python file>, run its `async def run()` in this same setup instead of serving,
+// and print what it returns (tests of Worker-only code, such as the quota Durable Object).
+if (process.env.DRIVER) {
+  pyodide.FS.writeFile("/worker/driver.py", fs.readFileSync(process.env.DRIVER, "utf8"));
+  console.log(await pyodide.runPythonAsync("import driver\nawait driver.run()"));
+  process.exit(0);
+}
 
 // Import cost split: the `workers` SDK (not ours to shrink), then the entry module on top.
 const t1 = performance.now();

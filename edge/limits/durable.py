@@ -1,0 +1,158 @@
+"""Quota buckets in Durable Objects (Cloudflare Workers): held across every isolate and location.
+
+`QuotaObject` is the Durable Object: one per shard, its buckets in its own SQLite storage
+(`ctx.storage.sql`). A Durable Object handles one request at a time, so a charge to several
+buckets is atomic within it. `DurableStore` is the edge's side: a request's subject buckets go
+to the subject's shard (a hash of the subject over `quota_shards` objects), its app buckets to
+the app's shard; when the second refuses, what the first took is given back, so a request is
+charged everywhere or nowhere (bar a crash between the two calls).
+
+Bound in wrangler.toml as `QUOTAS` (class `QuotaObject`, a `new_sqlite_classes` migration).
+The rule is `edge.limits.quota.settle`, the same as in memory and in Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from edge.limits.quota import Bucket, Level, Outcome, refill, settle
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL, ts REAL)"
+_URL = "https://quota.outpost.internal/"
+
+
+def take_in(sql: Any, buckets: Sequence[Bucket], now: float, give_back: bool = False) -> Outcome:
+    """Charge `buckets` (or, with `give_back`, return their cost) in one object's storage."""
+    tokens = []
+    for b in buckets:
+        rows = list(sql.exec("SELECT tokens, ts FROM buckets WHERE key = ?", b.key))
+        if rows:
+            tokens.append(refill(float(rows[0].tokens), float(rows[0].ts), now, b))
+        else:
+            tokens.append(b.burst)
+    if give_back:
+        for b, t in zip(buckets, tokens, strict=True):
+            _store(sql, b.key, min(b.burst, t + b.cost), now)
+        return settle(tokens, buckets)
+    outcome = settle(tokens, buckets)
+    for b, t in zip(buckets, tokens, strict=True):
+        _store(sql, b.key, t - b.cost if outcome.allowed else t, now)
+    return outcome
+
+
+def _store(sql: Any, key: str, tokens: float, now: float) -> None:
+    sql.exec(
+        "INSERT INTO buckets (key, tokens, ts) VALUES (?, ?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, ts = excluded.ts",
+        key,
+        tokens,
+        now,
+    )
+
+
+def encode(buckets: Sequence[Bucket], give_back: bool = False) -> str:
+    return json.dumps(
+        {
+            "give_back": give_back,
+            "buckets": [[b.name, b.key, b.rate, b.burst, b.cost] for b in buckets],
+        }
+    )
+
+
+def decode(text: str) -> tuple[list[Bucket], bool]:
+    doc = json.loads(text)
+    buckets = [
+        Bucket(str(n), str(k), float(r), float(s), float(c)) for n, k, r, s, c in doc["buckets"]
+    ]
+    return buckets, bool(doc.get("give_back"))
+
+
+def outcome_json(outcome: Outcome) -> str:
+    return json.dumps(
+        {
+            "allowed": outcome.allowed,
+            "levels": [[lv.remaining, lv.reset] for lv in outcome.levels],
+            "retry_after": outcome.retry_after,
+        }
+    )
+
+
+def outcome_from(text: str) -> Outcome:
+    doc = json.loads(text)
+    levels = tuple(Level(float(r), float(t)) for r, t in doc["levels"])
+    return Outcome(bool(doc["allowed"]), levels, int(doc["retry_after"]))
+
+
+def shard_of(key: str, shards: int) -> str:
+    """The object name for a bucket key's owner (subject or app)."""
+    owner = key.split("|")[2]  # q|<class>|<owner>|<kind>
+    digest = hashlib.sha256(owner.encode()).digest()
+    return f"quota-{int.from_bytes(digest[:4], 'big') % shards}"
+
+
+class DurableStore:
+    """The Worker's side: each shard's buckets charged in its Durable Object."""
+
+    def __init__(self, env: Any, shards: int) -> None:
+        self._env = env
+        self._shards = shards
+
+    async def _call(self, shard: str, body: str) -> Outcome:
+        from edge.runtime.workers import js_object
+
+        namespace = self._env.QUOTAS
+        stub = namespace.get(namespace.idFromName(shard))
+        resp = await stub.fetch(_URL, js_object({"method": "POST", "body": body}))
+        if int(resp.status) != 200:
+            raise RuntimeError(f"quota object answered {resp.status}")
+        return outcome_from(str(await resp.text()))
+
+    async def take(self, buckets: Sequence[Bucket]) -> Outcome:
+        groups: dict[str, list[int]] = {}
+        for i, b in enumerate(buckets):
+            groups.setdefault(shard_of(b.key, self._shards), []).append(i)
+        levels: list[Any] = [None] * len(buckets)
+        charged: list[tuple[str, list[Bucket]]] = []
+        for shard, idx in groups.items():
+            part = [buckets[i] for i in idx]
+            outcome = await self._call(shard, encode(part))
+            for i, level in zip(idx, outcome.levels, strict=True):
+                levels[i] = level
+            if not outcome.allowed:
+                for done_shard, done in charged:  # give back what the other shards took
+                    await self._call(done_shard, encode(done, give_back=True))
+                return Outcome(False, tuple(levels_or_full(levels, buckets)), outcome.retry_after)
+            charged.append((shard, part))
+        return Outcome(True, tuple(levels))
+
+
+def levels_or_full(levels: list[Any], buckets: Sequence[Bucket]) -> list[Any]:
+    return [
+        lv if lv is not None else Level(b.burst, 0.0) for lv, b in zip(levels, buckets, strict=True)
+    ]
+
+
+def quota_object_class() -> type:
+    """The Durable Object class (built on first use: `workers` imports only inside Workers)."""
+    from workers import DurableObject, Response
+
+    class QuotaObject(DurableObject):
+        def __init__(self, ctx: Any, env: Any) -> None:
+            self.ctx = ctx
+            self.env = env
+            self.sql = ctx.storage.sql
+            self.sql.exec(SCHEMA)
+
+        async def fetch(self, request: Any) -> Any:
+            try:
+                buckets, give_back = decode(str(await request.text()))
+            except (ValueError, KeyError, TypeError):
+                return Response("bad quota request", status=400)
+            outcome = take_in(self.sql, buckets, time.time(), give_back)
+            return Response(outcome_json(outcome), headers={"content-type": "application/json"})
+
+    return QuotaObject
