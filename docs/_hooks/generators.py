@@ -277,7 +277,17 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     ),
     "unknown-output": (422, "OIP request names an output the model lacks.", "no"),
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
-    "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
+    "rate-limited": (
+        429,
+        "A quota bucket (the subject's or the app's requests or work) is empty.",
+        "yes, after `Retry-After`",
+    ),
+    "work-too-large": (413, "More work in one request than a quota bucket holds.", "no: split it"),
+    "quota-unavailable": (
+        503,
+        "The shared quota store cannot answer (fail mode `closed`).",
+        "yes, after `Retry-After`",
+    ),
     "overloaded": (429, "The model's queue is full.", "yes, after `Retry-After`"),
     "registration-rate-limited": (
         429,
