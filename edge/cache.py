@@ -67,7 +67,9 @@ def canonical_json(obj: Any) -> bytes:
 
 
 # (pool, model, version, route, accept, sha256 of the canonical request body)
-CacheKey = tuple[str, str, str, str, str, bytes]
+# (pool, model, version, route, accept, sha256 of the canonical request body, owner): the owner
+# is "" for a shared entry, the subject for a model whose cache scope is `subject`.
+CacheKey = tuple[str, str, str, str, str, bytes, str]
 
 
 def body_digest(payload: Any) -> bytes:
@@ -77,16 +79,21 @@ def body_digest(payload: Any) -> bytes:
 
 
 def cache_key(
-    pool: str, model: str, version: str, route: str, digest: bytes, accept: str
+    pool: str, model: str, version: str, route: str, digest: bytes, accept: str, owner: str = ""
 ) -> CacheKey:
     """The tier-1 key: a tuple, so a hit costs a tuple hash rather than a sha256."""
-    return (pool, model, version, route, accept, digest)
+    return (pool, model, version, route, accept, digest, owner)
 
 
 def with_version(key: CacheKey, version: str) -> CacheKey:
     """The same key for another model version (the one the origin reported serving)."""
-    pool, model, _, route, accept, digest = key
-    return (pool, model, version, route, accept, digest)
+    pool, model, _, route, accept, digest, owner = key
+    return (pool, model, version, route, accept, digest, owner)
+
+
+def with_owner(key: CacheKey, owner: str) -> CacheKey:
+    """The same key for another owner: a subject's own entry, or "" for a shared one."""
+    return (*key[:6], owner)  # type: ignore[return-value]
 
 
 def tier2_key(key: CacheKey) -> str:
@@ -96,6 +103,7 @@ def tier2_key(key: CacheKey) -> str:
         h.update(part.encode())
         h.update(b"\x00")
     h.update(key[5])
+    h.update(b"\x00" + key[6].encode())
     return h.hexdigest()
 
 

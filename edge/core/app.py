@@ -16,7 +16,7 @@ import logging
 from edge.auth.attestation import AttestationVerifier
 from edge.auth.bearer import Authenticator, AuthError, Principal, credentials
 from edge.auth.dpop import DpopError, DpopVerifier, request_url
-from edge.cache import CachedResponse, CacheKey, EdgeCache, with_version
+from edge.cache import CachedResponse, CacheKey, EdgeCache, with_owner, with_version
 from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
 from edge.core.finish import Compressor, Cors, conditional, stamp
@@ -32,6 +32,9 @@ from edge.upstream.forward import forward_headers, from_upstream, upstream_probl
 from edge.upstream.pool import ForwardFailure, NoOriginAvailable, OriginPool
 
 log = logging.getLogger("edge")
+
+# How the origin says whether a model's answers may be shared between subjects.
+SCOPE_HEADER = "x-outpost-cache-scope"
 
 
 class EdgeApp:
@@ -324,15 +327,19 @@ class EdgeApp:
         pinned = plan.match is not None and plan.match.version
         served_name = up.headers.get("x-model-name", "")
         served_version = up.headers.get("x-model-version", "")
+        scope = up.headers.get(SCOPE_HEADER)
         if up.status == 200 and served_version and not pinned:
             self.pool.versions.learn(plan.pool, plan.model, served_version)
             if served_name and served_name != plan.model:
                 self.pool.versions.learn(plan.pool, served_name, served_version)
+        if up.status == 200 and scope is not None:
+            self.pool.versions.learn_scope(plan.pool, plan.model, scope)
         if up.status == 200 and plan.store:
             entry = self.cache.entry_for(up.status, up.headers, up.body)
             if entry is not None:
                 if not pinned and served_version:
                     key = with_version(key, served_version)
+                key = with_owner(key, "" if scope == "shared" else plan.subject)
                 self.cache.put(key, entry)
                 if self.platform.cache_tier2 is not None:
                     self.platform.spawn(self.cache.put_tier2(key, entry))

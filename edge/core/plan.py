@@ -167,8 +167,16 @@ class Planner:
             no_read, no_store = client_bypass(cc, pragma)
             plan.read_cache, plan.store = not no_read, not no_store
         version = m.version or self._versions.get(plan.pool, plan.model)
+        # Until an origin said the model's answers may be shared, each subject's are its own.
+        shared = self._versions.scope(plan.pool, plan.model) == "shared"
         plan.key = cache_key(
-            plan.pool, plan.model, version, req.path, parsed.digest, req.headers.get("accept", "")
+            plan.pool,
+            plan.model,
+            version,
+            req.path,
+            parsed.digest,
+            req.headers.get("accept", ""),
+            "" if shared else plan.subject,
         )
 
     def _read(self, req: EdgeRequest, route: str) -> ReadBody | Refusal:

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,22 +63,44 @@ class ForwardFailure(Exception):
     attempts: int = 0
 
 
+# What an origin may report of a model: bounded, ASCII, full-match (a hostile or broken origin
+# cannot grow the edge's memory or its cache keys with it).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SCOPES = frozenset({"shared", "subject"})
+_MAX_MODELS = 4096
+
+
 @dataclass
 class ModelVersions:
-    """(pool, model) -> the version the origin last reported as served."""
+    """(pool, model) -> the version the origin last reported as served, and the model's cache
+    scope (`shared`, or `subject`: each subject's answers cached apart)."""
 
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
+    scopes: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def get(self, pool: str, model: str) -> str:
         return self.versions.get((pool, model), "")
 
+    def scope(self, pool: str, model: str) -> str | None:
+        """The model's cache scope; None until an origin has said."""
+        return self.scopes.get((pool, model))
+
     def learn(self, pool: str, model: str, version: str) -> None:
-        if model and version:
+        if _NAME.fullmatch(model) and _NAME.fullmatch(version):
+            if len(self.versions) >= _MAX_MODELS and (pool, model) not in self.versions:
+                return
             self.versions[(pool, model)] = version
 
+    def learn_scope(self, pool: str, model: str, scope: str) -> None:
+        if _NAME.fullmatch(model) and scope in SCOPES:
+            if len(self.scopes) >= _MAX_MODELS and (pool, model) not in self.scopes:
+                return
+            self.scopes[(pool, model)] = scope
 
-def _models_from_listing(doc: Any) -> list[tuple[str, str]]:
-    """(name, served version) pairs from GET /v1/models, tolerant of the listing's shape."""
+
+def _models_from_listing(doc: Any) -> list[tuple[str, str, str | None]]:
+    """(name, served version, cache scope) from GET /v1/models, tolerant of the listing's
+    shape."""
     items = doc.get("data") or doc.get("models") or [] if isinstance(doc, Mapping) else doc
     out = []
     for item in items if isinstance(items, list) else []:
@@ -89,8 +112,9 @@ def _models_from_listing(doc: Any) -> list[tuple[str, str]]:
             if item.get(key) not in (None, ""):
                 served = item[key]
                 break
+        scope = item.get("cache_scope")
         if isinstance(name, str) and served is not None:
-            out.append((name, str(served)))
+            out.append((name, str(served), scope if isinstance(scope, str) else None))
     return out
 
 
@@ -333,8 +357,10 @@ class OriginPool:
                 "GET", origin.url + "/v1/models", {"accept": "application/json"}, None, timeout
             )
             if resp.status == 200:
-                for name, version in _models_from_listing(json.loads(resp.body)):
+                for name, version, scope in _models_from_listing(json.loads(resp.body)):
                     self.versions.learn(origin.spec.pool, name, version)
+                    if scope is not None:
+                        self.versions.learn_scope(origin.spec.pool, name, scope)
         except (UpstreamError, ValueError) as exc:
             log.debug("model listing from %s failed: %s", origin.url, exc)
 

@@ -163,6 +163,8 @@ class FakeOrigin:
     frozen: bool = False  # accepts requests and never answers (a SIGSTOPped process)
     disconnects: int = 0  # the next N calls break their connection before any answer
     calls: list[Call] = field(default_factory=list)
+    # model -> what the origin says of its cache scope (X-Outpost-Cache-Scope, listing field)
+    scopes: dict[str, str] = field(default_factory=dict)
 
     def inference_calls(self) -> list[Call]:
         return [c for c in self.calls if c.method == "POST"]
@@ -182,7 +184,10 @@ class FakeOrigin:
         if path == "/v2/health/ready":
             return json_answer(200, {"ready": True})
         if path == "/v1/models":
-            data = [{"id": m, "served_version": v} for m, v in self.models.items()]
+            data = [
+                {"id": m, "served_version": v, **self._scope_field(m)}
+                for m, v in self.models.items()
+            ]
             return json_answer(200, {"object": "list", "data": data})
         if call.method != "POST":
             return json_answer(200, {"path": path})
@@ -214,8 +219,12 @@ class FakeOrigin:
                 "x-model-name": model,
                 "x-model-version": version,
                 "cache-control": "public, max-age=3600",
+                **({"x-outpost-cache-scope": self.scopes[model]} if model in self.scopes else {}),
             },
         )
+
+    def _scope_field(self, model: str) -> dict[str, str]:
+        return {"cache_scope": self.scopes[model]} if model in self.scopes else {}
 
 
 def serve_issuer_in_memory(platform: FakePlatform, issuer: Issuer) -> None:

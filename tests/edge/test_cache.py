@@ -138,3 +138,83 @@ async def test_cache_memory_stays_within_its_byte_bound(make_edge: Any, token: s
     assert health["cache_entries"] < len(texts)  # some were evicted
     assert (await small.embed(token, texts[-1])).headers["x-cache"] == "HIT"
     assert (await small.embed(token, texts[0])).headers["x-cache"] == "MISS"
+
+
+# -- cache scope: whose earlier answers a subject may be served ----------------------------------
+@pytest.fixture(scope="module")
+def other_token(mem_issuer: Issuer) -> str:
+    return mem_issuer.token("ed-1", sub="someone-else")
+
+
+async def test_a_subject_scoped_answer_is_never_a_hit_for_another_subject(
+    edge: EdgeUnderTest, token: str, other_token: str
+) -> None:
+    """With the default scope (`subject`), a HIT or an Age would tell one caller what another
+    sent and when: each subject's answers are cached apart."""
+    edge.origin.scopes[EMBED_MODEL] = "subject"
+    assert (await edge.embed(token, "my secret question")).headers["x-cache"] == "MISS"
+    edge.platform.advance(30)
+    theirs = await edge.embed(other_token, "my secret question")
+    assert theirs.headers["x-cache"] == "MISS"
+    assert "age" not in theirs.headers
+    mine = await edge.embed(token, "my secret question")
+    assert mine.headers["x-cache"] == "HIT"
+    assert int(mine.headers["age"]) >= 30
+    assert len(edge.origin.inference_calls()) == 2
+
+
+async def test_an_origin_that_says_nothing_of_scope_gets_per_subject_caching(
+    edge: EdgeUnderTest, token: str, other_token: str
+) -> None:
+    assert EMBED_MODEL not in edge.origin.scopes  # an older origin: no header, no field
+    assert (await edge.embed(token, "unsaid scope")).headers["x-cache"] == "MISS"
+    assert (await edge.embed(other_token, "unsaid scope")).headers["x-cache"] == "MISS"
+    assert (await edge.embed(other_token, "unsaid scope")).headers["x-cache"] == "HIT"
+
+
+async def test_an_unknown_scope_value_is_treated_as_subject(
+    edge: EdgeUnderTest, token: str, other_token: str
+) -> None:
+    edge.origin.scopes[EMBED_MODEL] = "everyone"
+    assert (await edge.embed(token, "odd scope")).headers["x-cache"] == "MISS"
+    assert (await edge.embed(other_token, "odd scope")).headers["x-cache"] == "MISS"
+
+
+async def test_a_shared_model_answers_every_subject_from_one_entry(
+    edge: EdgeUnderTest, token: str, other_token: str
+) -> None:
+    edge.origin.scopes[EMBED_MODEL] = "shared"
+    first = await edge.embed(token, "public sentence")
+    assert first.headers["x-cache"] == "MISS"
+    theirs = await edge.embed(other_token, "public sentence")
+    assert theirs.headers["x-cache"] == "HIT"
+    assert theirs.json() == first.json()
+    assert len(edge.origin.inference_calls()) == 1
+
+
+async def test_concurrent_misses_are_not_coalesced_across_subjects(
+    edge: EdgeUnderTest, mem_issuer: Issuer
+) -> None:
+    """Coalescing is keyed like the cache: a caller never waits on, or is answered by, another
+    subject's in-flight request for a subject-scoped model."""
+    edge.origin.scopes[EMBED_MODEL] = "subject"
+    edge.origin.delay = 0.2
+    tokens = [mem_issuer.token("ed-1", sub=f"coalesce-{i}") for i in range(4)]
+    responses = await asyncio.gather(*(edge.embed(t, "same words") for t in tokens * 3))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert [r.headers["x-cache"] for r in responses].count("MISS") == 4
+    assert len(edge.origin.inference_calls()) == 4
+
+
+async def test_the_scope_is_learned_from_the_model_listing(
+    make_edge: Any, token: str, other_token: str
+) -> None:
+    """The pool's listing poll reports each model's scope: a shared model's first answer is
+    keyed as shared even before any inference answer carried the header."""
+    edge = make_edge()
+    edge.origin.scopes[EMBED_MODEL] = "shared"
+    await edge.client.get("/v1/models", headers={"authorization": f"Bearer {token}"})
+    await edge.platform.settle()
+    assert edge.app.pool.versions.scope("primary", EMBED_MODEL) == "shared"
+    assert (await edge.embed(token, "listed shared")).headers["x-cache"] == "MISS"
+    assert (await edge.embed(other_token, "listed shared")).headers["x-cache"] == "HIT"
