@@ -59,6 +59,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         "the edge in front of the origin against a bare proxy and a byte relay, CPU per request",
         peers=True,
     ),
+    "edge-features": Benchmark(
+        "bench/peers/edge_features.py",
+        "what the edge's quotas (memory, Redis) cost, and today's edge against an earlier one",
+        peers=True,
+    ),
     "threads-spin": Benchmark(
         "bench/peers/threads_spin.py",
         "onnxruntime threads spinning or sleeping, alone and behind the edge",

@@ -54,6 +54,7 @@ class BenchIssuer:
             "iss": self.url,
             "aud": "outpost",
             "sub": "bench",
+            "client_id": "bench-app",
             "scope": "inference",
             "iat": now,
             "exp": now + int(ttl),

@@ -202,7 +202,14 @@ def last_line(argv: list[str], timeout: float, what: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerSpec:
+def edge_spec(
+    upstream: str = "outpost-fp32",
+    identity: bool = False,
+    name: str = "",
+    label: str = "",
+    settings: dict | None = None,
+    checkout: Path = ROOT,
+) -> ServerSpec:
     """`python -m edge` in front of Outpost's fp32 origin, caching off, limits out of the way.
 
     Caching is off per request (`Cache-Control: no-store`, the edge answers `X-Cache: BYPASS`),
@@ -210,15 +217,18 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
     the load so they never answer 429. The load generator accepts gzip, as mobile HTTP clients
     do, so the edge compresses each answer (the origin alone never does); with `identity` it
     asks for `Accept-Encoding: identity` instead and gets the origin's bytes unchanged, which
-    separates the cost of forwarding from the cost of compressing.
+    separates the cost of forwarding from the cost of compressing. `settings` adds edge
+    settings (`ctx` values: a callable of ctx); `checkout` runs the edge of another checkout
+    (a git worktree) with the project's Python.
     """
 
     def launch(port: int, ctx: dict) -> Launch:
         issuer = ctx["issuer"]
+        extra = {k: v(ctx) if callable(v) else v for k, v in (settings or {}).items()}
         return Launch(
             argv=components.edge_argv(port, ctx[f"base_{upstream}"], PROJECT_PY),
-            env=_env(components.edge_env(issuer.url, issuer.jwks_url)),
-            cwd=ROOT,
+            env=_env(components.edge_env(issuer.url, issuer.jwks_url, **extra)),
+            cwd=checkout,
             health_path="/healthz",
             embeddings_path="/v1/embeddings",
             headers={
@@ -229,8 +239,9 @@ def edge_spec(upstream: str = "outpost-fp32", identity: bool = False) -> ServerS
         )
 
     return ServerSpec(
-        "edge-nocache-identity" if identity else "edge-nocache",
-        "Outpost edge -> origin (fp32, cache off"
+        name or ("edge-nocache-identity" if identity else "edge-nocache"),
+        label
+        or "Outpost edge -> origin (fp32, cache off"
         + (", no gzip: Accept-Encoding identity)" if identity else ")"),
         "fp32",
         launch,

@@ -88,7 +88,8 @@ def test_a_phone_on_the_lan_registers_and_embeds_through_the_edge_and_reaches_no
             assert stack["edge"]["public_url"] == lan_url
             assert stack["edge"]["url"] == f"http://127.0.0.1:{edge_port}"
             assert stack["issuer"] == lan_url
-            assert stack["origins"] == [{"url": f"http://127.0.0.1:{origin_port}"}]
+            assert [o["url"] for o in stack["origins"]] == [f"http://127.0.0.1:{origin_port}"]
+            assert all(o["grpc"].startswith("127.0.0.1:") for o in stack["origins"])
 
             # The QR code in the terminal encodes the LAN URL.
             drawn = _drawn_qr((state / "up.log").read_text())
@@ -128,6 +129,8 @@ def test_a_phone_on_the_lan_registers_and_embeds_through_the_edge_and_reaches_no
     }
     assert seen["jwks_keys"] >= 1
     assert seen["token_status"] == 200 and seen["token_iss"] == lan_url
+    assert seen["token_type"] == "DPoP"  # bound to the phone's key
+    print(f"phone: registered in {seen['register_ms']} ms, embedded in {seen['embedding_ms']} ms")
     assert seen["embedding_status"] == 200 and seen["embedding_model"] == "minilm"
     assert seen["embedding_dims"] > 0
     # Only the edge is on the LAN: the origins and Vault answer on the server's loopback only.
