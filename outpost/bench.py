@@ -77,6 +77,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench/tracing_overhead.py",
         "origin throughput at 32 clients with tracing off, at the default sampling and at 1.0",
     ),
+    "hostile-connections": Benchmark(
+        "bench/hostile_connections.py",
+        "other clients' p99 at the local edge while one hostile connection of each kind is open",
+    ),
     "device-trust": Benchmark(
         "bench/device_trust_bench.py",
         "CPU per request of the edge's DPoP proof and App Check checks",

@@ -46,6 +46,11 @@ _READ_SLACK = 256 * 1024
 _IDLE, _HEAD, _BODY, _NEW = 0, 1, 2, 3
 
 
+class _Stop(Exception):
+    """Raised in a parser callback once a limit is crossed: httptools stops parsing there
+    (feed_data raises HttpParserCallbackError), so the rest of a hostile read costs nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
     max_request_line_bytes: int
@@ -233,35 +238,36 @@ class GuardedHttp(asyncio.Protocol):
         if self._timer_phase == _NEW:  # the connection's first request has started
             self._disarm()
 
+    def _stop(self, status: int) -> None:
+        if self._refused is None:
+            self._refused = status
+        raise _Stop
+
     def on_url(self, url: bytes) -> None:
         self._url += len(url)
         if self._url > self._limits.max_request_line_bytes:
-            if self._refused is None:
-                self._refused = 414
-        else:
-            self._target += url
+            self._stop(414)
+        self._target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers += 1
         self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
         limits = self._limits
-        if (
-            self._headers > limits.max_header_count or self._header_bytes > limits.max_header_bytes
-        ) and self._refused is None:
-            self._refused = 431
+        if self._headers > limits.max_header_count or self._header_bytes > limits.max_header_bytes:
+            self._stop(431)
         if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
             self._declared = int(value) if len(value) < 19 else 1 << 62
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
         self._body_limit = self._limits.body_limit_for(bytes(self._target))
-        if self._declared > self._body_limit and self._refused is None:
-            self._refused = 413  # refused before a byte of the body is read
+        if self._declared > self._body_limit:
+            self._stop(413)  # refused before a byte of the body is read
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)
-        if self._body > self._body_limit and self._refused is None:
-            self._refused = 413
+        if self._body > self._body_limit:
+            self._stop(413)
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
