@@ -15,7 +15,6 @@ Ratios come from the same run. Proofs and tokens are made before the clock start
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 from jwt.algorithms import RSAAlgorithm  # noqa: E402
 
+from bench.lib.cli import reps_rounds  # noqa: E402
 from edge.auth import jose  # noqa: E402
 from edge.auth.attestation import AttestationVerifier  # noqa: E402
 from edge.auth.dpop import DpopVerifier  # noqa: E402
@@ -92,11 +92,7 @@ async def _cpu_us(calls: list[Callable[[], Awaitable[object]]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=2000, help="requests per measurement")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = reps_rounds(__doc__.split("\n")[0], 2000, "requests", RESULTS)
 
     google = AppCheckKey()
     settings = parse_attestation(

@@ -11,7 +11,6 @@ compressed size, and ISA-L / zlib ratios from the same run, at the levels 1, 6 a
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import statistics
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lib import results  # noqa: E402
+from bench.lib.cli import reps_rounds  # noqa: E402
 from edge.compression import zlib_gzip  # noqa: E402
 from edge.runtime.local import LocalPlatform  # noqa: E402
 
@@ -62,11 +62,7 @@ def cpu_us(fn: Callable[[bytes, int], bytes], body: bytes, level: int, reps: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=400, help="compressions per measurement")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = reps_rounds(__doc__.split("\n")[0], 400, "compressions", RESULTS)
     local = LocalPlatform()
     impls = {"zlib": zlib_gzip, "isal": local.gzip}
     bodies = {

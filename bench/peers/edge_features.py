@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from paired import alternate, head, key_cell, options
+from paired import alternate, head, key_cell, options, throughput_ratios
 
 from bench.lib import procs
 from bench.lib.components import UNLIMITED
@@ -125,18 +124,8 @@ def main() -> None:
         "cell": key_cell(args.duration),
         "base": BASE_REF,
         "windows": windows,
-        "throughput_ratios": {},
+        "throughput_ratios": throughput_ratios(windows, RATIOS),
     }
-    for key, (a, b) in RATIOS.items():
-        per_pair = [
-            round(x["sentences_per_s"] / y["sentences_per_s"], 3)
-            for x, y in zip(windows[a], windows[b], strict=True)
-            if x["sentences_per_s"] and y["sentences_per_s"]
-        ]
-        result["throughput_ratios"][key] = {
-            "per_pair": per_pair,
-            "median": round(statistics.median(per_pair), 3) if per_pair else None,
-        }
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
 

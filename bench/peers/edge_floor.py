@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
-from paired import alternate, head, key_cell, options, requests_sent
+from paired import alternate, head, key_cell, options, requests_sent, throughput_ratios
 
 from bench.lib.usage import cpu_per_request
 
@@ -74,20 +74,10 @@ def main() -> None:
         "cell": key_cell(args.duration),
         "shared_cores_setting": "onnx.intra_op_threads 1, batching.max_concurrent_batches 2",
         "windows": windows,
-        "throughput_ratios": {},
         "cpu_us_per_request_median": {},
         "system_us_per_request_median": {},
     }
-    for key, (a, b) in RATIOS.items():
-        per_pair = [
-            round(x["sentences_per_s"] / y["sentences_per_s"], 3)
-            for x, y in zip(windows[a], windows[b], strict=True)
-            if x["sentences_per_s"] and y["sentences_per_s"]
-        ]
-        result["throughput_ratios"][key] = {
-            "per_pair": per_pair,
-            "median": round(statistics.median(per_pair), 3) if per_pair else None,
-        }
+    result["throughput_ratios"] = throughput_ratios(windows, RATIOS)
     for name, cells in windows.items():
         for key in ("cpu_us_per_request", "system_us_per_request"):
             names = {n for c in cells for n in c[key]}

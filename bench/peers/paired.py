@@ -113,6 +113,23 @@ def alternate(
     return windows
 
 
+def throughput_ratios(
+    windows: dict[str, list[dict]], pairs: dict[str, tuple[str, str]]
+) -> dict[str, dict]:
+    """For each name -> (a, b): a's throughput over b's in each pair of windows, and the
+    median."""
+    out = {}
+    for key, (a, b) in pairs.items():
+        per_pair = [
+            round(x["sentences_per_s"] / y["sentences_per_s"], 3)
+            for x, y in zip(windows[a], windows[b], strict=True)
+            if x["sentences_per_s"] and y["sentences_per_s"]
+        ]
+        median = round(statistics.median(per_pair), 3) if per_pair else None
+        out[key] = {"per_pair": per_pair, "median": median}
+    return out
+
+
 def main() -> None:
     args = options(__doc__, OUT, pairs=6, duration=5.0)
     windows = alternate(
