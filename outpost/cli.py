@@ -367,6 +367,8 @@ def bench(
 
     if which is None:
         table = Table("benchmark", "script", "measures")
+        for column in table.columns[:2]:  # names and paths whole, to copy; the text wraps
+            column.no_wrap = True
         for name, entry in BENCHMARKS.items():
             table.add_row(name, entry.script, entry.measures)
         out.print(table)
