@@ -31,10 +31,16 @@ def redact(value: Any, name: str = "") -> Any:
 def _edge(env: dict[str, str] | None = None) -> dict[str, Any]:
     from edge.config import ConfigError, env_layer, load_config
 
+    layer = env_layer(os.environ if env is None else env)
+    # A running stack's recorded settings hold secrets already redacted: shown as such.
+    hidden = {k for k, v in layer.items() if v == REDACTED}
     try:
-        return asdict(load_config(env_layer(os.environ if env is None else env)))
+        config = asdict(load_config({k: v for k, v in layer.items() if k not in hidden}))
     except ConfigError as exc:  # shown, as `python -m edge` would refuse to start with it
         return {"error": f"bad configuration: {exc}"}
+    for key in hidden:
+        config[key.removeprefix("OUTPOST_EDGE_").lower()] = REDACTED
+    return config
 
 
 def _settings_kwargs(cls: type, env: dict[str, str]) -> dict[str, Any]:
