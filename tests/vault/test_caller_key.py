@@ -17,6 +17,7 @@ from origin.caller import parse_record
 from tests.conftest import ROOT
 from tests.vault.conftest import DevVault
 from vault.bootstrap import bootstrap
+from vault.server import ensure_state
 
 PATH = "outpost/origin/caller"
 
@@ -32,7 +33,7 @@ def test_the_bootstrap_creates_the_key_once(dev_vault: DevVault) -> None:
     assert len(base64.b64decode(first["key"], validate=True)) == 32
     assert dev_vault.boot.caller_key == f"{first['kid']}:{first['key']}"
     assert first["key"] not in repr(dev_vault.boot)
-    again = bootstrap(dev_vault.root)
+    again = bootstrap(dev_vault.root, paths=ensure_state(dev_vault.state_dir))
     assert again.caller_key == dev_vault.boot.caller_key
     assert not any("caller" in item for item in again.created)
 
