@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from pathlib import Path
 
 import uvicorn
@@ -38,19 +37,6 @@ def _build_app(settings: OriginSettings) -> FastAPI:
             "lives: set OUTPOST_VAULT_APPROLE_FILE (docs/vault.md)"
         )
     return create_app(settings)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise SystemExit(f"origin: cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,8 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         overrides["watch"] = False
     settings = OriginSettings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
+    app = _build_app(settings)
     config = uvicorn.Config(
-        _build_app(settings),
+        app,
+        host=settings.host,
+        port=settings.port,
         log_config=None,  # uvicorn's own lines go through our handler (text or JSON)
         log_level=settings.log_level.lower(),
         access_log=False,
@@ -98,9 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     # One server on both sockets: the middleware tells the internal listener's requests apart
     # by the port they arrived on.
-    sockets = [_listen(settings.host, settings.port)]
+    sockets = [config.bind_socket()]
     if settings.admin_port:
-        sockets.append(_listen(settings.admin_host, settings.admin_port))
+        admin = uvicorn.Config(
+            app, host=settings.admin_host, port=settings.admin_port, log_config=None
+        )
+        sockets.append(admin.bind_socket())
     uvicorn.Server(config).run(sockets=sockets)
 
 

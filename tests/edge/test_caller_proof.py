@@ -18,7 +18,7 @@ from edge.config import ConfigError, load_config
 from edge.core.request import UpstreamResponse
 from edge.upstream.proof import ProofSigner, wire_subject
 from origin.caller import CallerRefused, CallerVerifier, new_key
-from tests.edge.conftest import Issuer
+from tests.edge.conftest import Issuer, run_in_pyodide
 from tests.edge.harness import Call, EdgeUnderTest, FakeOrigin, json_answer
 
 KID, KEY = new_key()
@@ -183,34 +183,13 @@ def test_odd_subjects_travel_as_their_hash() -> None:
 def test_the_worker_signs_in_pyodide_what_the_origin_accepts() -> None:
     """The signing module imports and runs inside real Pyodide (npm `pyodide`, as the Worker
     tests use), and its proofs pass the origin's check."""
-    import shutil
-    import subprocess
-
-    from tests.edge.conftest import ROOT
-
-    node = shutil.which("node")
-    assert node, "node is required (see package.json)"
     code = (
         "from edge.upstream.proof import ProofSigner\n"
         f"signer = ProofSigner.from_setting({SETTING!r}, lambda: {time.time()})\n"
         "print(signer.header('POST', '/v1/embeddings', 'rid-9', 'sub:worker-user'))\n"
     )
-    result = subprocess.run(
-        [
-            node,
-            str(ROOT / "tests" / "edge" / "pyodide" / "run_python.mjs"),
-            str(ROOT),
-            code,
-            "edge/__init__.py",
-            "edge/upstream/__init__.py",
-            "edge/upstream/proof.py",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    header = result.stdout.strip().splitlines()[-1]
+    files = ("edge/__init__.py", "edge/upstream/__init__.py", "edge/upstream/proof.py")
+    printed = run_in_pyodide(code, *files)
+    header = printed.strip().splitlines()[-1]
     check = CallerVerifier(lambda: RECORD, required=True, max_age=120)
     assert check.verify(header.encode(), "POST", b"/v1/embeddings", b"rid-9") == "sub:worker-user"

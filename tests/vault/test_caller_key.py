@@ -14,6 +14,7 @@ import hvac.exceptions
 import pytest
 
 from origin.caller import parse_record
+from tests.cli.test_cli import _outpost
 from tests.conftest import ROOT
 from tests.vault.conftest import DevVault
 from vault.bootstrap import bootstrap
@@ -48,14 +49,7 @@ def test_the_origin_reads_the_key_and_cannot_change_it(dev_vault: DevVault) -> N
 
 def _cli(dev_vault: DevVault, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VAULT_ADDR": dev_vault.addr, "VAULT_TOKEN": dev_vault.root.token}
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", "vault", "caller-key", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-    )
+    return _outpost("vault", "caller-key", *args, env=env)
 
 
 def test_rotate_retire_and_export_through_the_cli(dev_vault: DevVault) -> None:
