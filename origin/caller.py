@@ -50,7 +50,6 @@ KEY_BYTES = 32
 MAX_HEADER_BYTES = 600
 MAX_SUBJECT_BYTES = 256
 FUTURE_SKEW = 30.0  # seconds a proof's `t` may be ahead of this origin's clock
-_VERSION = b"v1"
 _PROOF = re.compile(
     rb"v1; kid=([A-Za-z0-9._-]{1,64}); t=([0-9]{1,12}); sub=([A-Za-z0-9_-]{2,342}); "
     rb"sig=([A-Za-z0-9_-]{43})"
@@ -114,7 +113,8 @@ def _b64url(data: bytes) -> bytes:
 
 def sign(key: bytes, kid: str, t: int, method: str, target: str, rid: str, subject: str) -> str:
     """A header value for an internal service calling an origin (the edge has its own, in
-    `edge/upstream/proof.py`): proves `method target` with request id `rid` for `subject`."""
+    `edge/upstream/proof.py`): proves `method target` with request id `rid` for `subject`
+    (1-256 bytes of printable text, e.g. `svc:<service>`)."""
     sub = _b64url(subject.encode("utf-8"))
     fields = (kid, str(t), method, target, rid)
     mac = _mac(key, *(f.encode() for f in fields), sub)
@@ -230,7 +230,8 @@ class CallerVerifier:
             raise CallerRefused("malformed", "the caller proof's subject is malformed")
         return subject
 
-    def problem(self, refused: CallerRefused) -> Problem:
+    @staticmethod
+    def problem(refused: CallerRefused) -> Problem:
         return Problem(
             401,
             "caller-unproven",
@@ -245,14 +246,16 @@ class CallerVerifier:
         if info.method.startswith(EXEMPT_GRPC_PREFIX):
             return
         value, rid = info.metadata.get(HEADER), info.metadata.get("x-request-id", "")
+        if value is None and not self.required:
+            return
         try:
-            self.verify(_ascii(value), "POST", info.method.encode(), _ascii(rid) or b"")
+            self.verify(_bytes(value), "POST", info.method.encode(), _bytes(rid) or b"")
         except CallerRefused as refused:
             if self.required:
                 raise self.problem(refused) from None
 
 
-def _ascii(value: str | bytes | None) -> bytes | None:
+def _bytes(value: str | bytes | None) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     return value.encode("latin-1", "replace")

@@ -44,8 +44,9 @@ def parse_key(text: str) -> tuple[str, bytes]:
     kid, sep, encoded = text.strip().partition(":")
     if not sep or not _KID.fullmatch(kid) or not _B64.fullmatch(encoded):
         raise KeyFormatError("expected <key id>:<base64 of 32 bytes>")
+    standard = encoded.rstrip("=").replace("-", "+").replace("_", "/") + "="
     try:
-        key = base64.b64decode(encoded.replace("-", "+").replace("_", "/"), validate=True)
+        key = base64.b64decode(standard, validate=True)
     except (binascii.Error, ValueError):
         raise KeyFormatError("expected <key id>:<base64 of 32 bytes>") from None
     if len(key) != KEY_BYTES:
