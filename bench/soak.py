@@ -297,6 +297,8 @@ async def soak(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                 method="POST",
                 url=traffic.origin + "/v1/embeddings",
                 json=body,
+                # the origins answer only proven callers: this traffic plays an internal service
+                headers=traffic.stack.caller_headers("POST", "/v1/embeddings"),
             )
 
         await asyncio.gather(

@@ -62,8 +62,11 @@ def parse_cache_control(value: str | None) -> dict[str, str | None]:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """One byte string per JSON value, whatever the key order or whitespace of the request."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """One byte string per JSON value, whatever the key order or whitespace of the request.
+    A string may hold a lone surrogate (`"\\ud800"` is valid JSON, not valid Unicode): it keys
+    as its own bytes, and the origin judges the body."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
 
 
 # (pool, model, version, route, accept, sha256 of the canonical request body)

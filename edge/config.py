@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from edge.upstream.proof import KeyFormatError, parse_key
+
 ENV_PREFIX = "OUTPOST_EDGE_"
 DEFAULT_ALGORITHMS = ("EdDSA", "ES256", "RS256")
 # Only asymmetric algorithms: `none` and every HMAC alg are never accepted (algorithm confusion).
@@ -325,6 +327,14 @@ class EdgeConfig:
         'android:abc"]}]}` (see AttestationSettings below).',
         default_factory=AttestationSettings,
     )
+    caller_key: str = _doc(
+        "SECRET. `<key id>:<base64 of 32 bytes>`: the key the edge signs each forwarded "
+        "request's caller proof with (`X-Outpost-Caller`, docs/resilience.md), from Vault's "
+        "`secret/outpost/origin/caller`. Set it as a secret (`wrangler secret put`, an env "
+        "var), never in a file. Empty: no proof is sent (origins that require one refuse).",
+        default="",
+        repr=False,
+    )
 
     def body_limit(self, route: str) -> int:
         """The largest body route `route` accepts."""
@@ -593,6 +603,11 @@ def load_config(*layers: Mapping[str, Any]) -> EdgeConfig:
         raise ConfigError("dpop: max_age_seconds must be > 0 and clock_skew_seconds >= 0")
     if dpop.public_url and not dpop.public_url.startswith(("http://", "https://")):
         raise ConfigError("dpop.public_url must be http(s)")
+    if config.caller_key:
+        try:
+            parse_key(config.caller_key)
+        except KeyFormatError as exc:  # the message never holds the value: it is a secret
+            raise ConfigError(f"caller_key: {exc}") from None
     return config
 
 

@@ -1,4 +1,4 @@
-"""`python -m origin [--host H] [--port P] [--grpc-port G] [--models-dir DIR]
+"""`python -m origin [--host H] [--port P] [--grpc-port G] [--admin-port A] [--models-dir DIR]
 [--log-format text|json]`.
 
 Every flag is also a setting: env vars OUTPOST_ORIGIN_* (tracing: OUTPOST_TRACING_*).
@@ -31,6 +31,11 @@ def _build_app(settings: OriginSettings) -> FastAPI:
         from origin.identity.component import build_origin_app
 
         return build_origin_app(settings, vault)
+    if settings.caller_proof_required:
+        raise SystemExit(
+            "origin: OUTPOST_ORIGIN_CALLER_PROOF_REQUIRED needs Vault, where the caller key "
+            "lives: set OUTPOST_VAULT_APPROLE_FILE (docs/vault.md)"
+        )
     return create_app(settings)
 
 
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--grpc-port", type=int, help="serve OIP gRPC on this port too")
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        help="internal listener: /metrics, /healthz, /v1/models without a caller proof",
+    )
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--log-level")
     parser.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json lines")
@@ -52,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             "host": args.host,
             "port": args.port,
             "grpc_port": args.grpc_port,
+            "admin_port": args.admin_port,
             "models_dir": args.models_dir,
             "log_level": args.log_level,
             "log_format": args.log_format,
@@ -62,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         overrides["watch"] = False
     settings = OriginSettings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        _build_app(settings),
+    app = _build_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # uvicorn's own lines go through our handler (text or JSON)
@@ -73,6 +85,15 @@ def main(argv: list[str] | None = None) -> None:
         http="auto",
         timeout_graceful_shutdown=10,
     )
+    # One server on both sockets: the middleware tells the internal listener's requests apart
+    # by the port they arrived on.
+    sockets = [config.bind_socket()]
+    if settings.admin_port:
+        admin = uvicorn.Config(
+            app, host=settings.admin_host, port=settings.admin_port, log_config=None
+        )
+        sockets.append(admin.bind_socket())
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ Components can reach shared state via `request.app.state` (`settings`, `registry
 With `settings.grpc_port` set, the OIP gRPC server (`origin.grpc.server.GrpcServer`) is the last
 component: it starts once the others have, on the same event loop, registry and batchers.
 `call_checks` (see `origin.grpc.checks`) run on every gRPC call before its handler.
+
+`caller` (`origin.caller.CallerVerifier`, built on Vault's secrets by
+`origin.identity.component.build_origin_app`) checks the caller proof of every HTTP request (in
+the middleware) and gRPC call, and reports in health when no key is loaded.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from origin.settings import OriginSettings
 from origin.tracing import TracingSettings
 
 if TYPE_CHECKING:
+    from origin.caller import CallerVerifier
     from origin.grpc.checks import CallCheck
 
 log = logging.getLogger("origin")
@@ -70,6 +75,7 @@ def create_app(
     extra_routers: Sequence[APIRouter] = (),
     call_checks: Sequence[CallCheck] = (),
     tracing_settings: TracingSettings | None = None,
+    caller: CallerVerifier | None = None,
 ) -> FastAPI:
     """Build the origin FastAPI app; models load (and the watcher starts) in its lifespan.
 
@@ -77,6 +83,8 @@ def create_app(
     start-up get their batch tracer; it is process-wide (see `origin/tracing.py`).
     """
     settings = settings or OriginSettings()
+    if settings.caller_proof_required and caller is None:
+        raise ValueError("caller_proof_required needs Vault: the caller key lives there")
     tracing_settings = tracing_settings or TracingSettings()
     metrics = OriginMetrics()
 
@@ -148,6 +156,10 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.components = list(components)
+    if caller is not None:
+        caller.metrics = metrics
+        app.state.components.append(caller)
+        call_checks = [caller.check_call, *call_checks]
     if settings.grpc_port is not None:
         from origin.grpc.server import GrpcServer  # grpcio only when gRPC is on
 
@@ -168,5 +180,7 @@ def create_app(
         body_limit=body_limit(settings),
         metrics=metrics,
         access_log=settings.access_log,
+        caller=caller,
+        internal_ports=frozenset({settings.admin_port}) if settings.admin_port else frozenset(),
     )
     return app

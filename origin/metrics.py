@@ -81,6 +81,13 @@ class OriginMetrics:
         self.inputs = Counter(
             "outpost_origin_inference_inputs", "Inputs inferred", ["model", "version"], registry=r
         )
+        self.caller_refused = Counter(
+            "outpost_origin_caller_refused",
+            "Caller proofs (X-Outpost-Caller) that failed, by reason: missing, malformed, "
+            "unknown-key, expired, forged",
+            ["reason"],
+            registry=r,
+        )
         self.grpc_requests = Counter(
             "outpost_origin_grpc_requests",
             "gRPC calls by method and status code",

@@ -69,3 +69,25 @@ class OriginSettings(BaseSettings):
     access_log: bool = Field(
         True, description="One log line per request (probes such as health checks at debug)."
     )
+    admin_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Internal listener (on `admin_host`) serving only `GET /metrics`, "
+        "`/healthz`, `/v1/models` and `/v2/health/live|ready`, without a caller proof: for "
+        "Prometheus and operators. Keep it off the public network. Unset: none.",
+    )
+    admin_host: str = Field("127.0.0.1", description="Address the internal listener binds.")
+    caller_proof_required: bool = Field(
+        False,
+        description="Refuse (401, gRPC UNAUTHENTICATED) every request without a valid caller "
+        "proof (`X-Outpost-Caller`, signed by the edge with the key in Vault), except health "
+        "probes and public keys. Needs Vault. `outpost up` turns it on.",
+    )
+    caller_proof_max_age_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=600,
+        description="How old a caller proof may be: covers the edge's retries of one request "
+        "(a proof is not single-use within it).",
+    )

@@ -35,6 +35,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench/edge_bench.py",
         "edge cache hits against a constant uvicorn app, what a miss adds, Worker import times",
     ),
+    "caller-proof": Benchmark(
+        "bench/caller_proof_bench.py",
+        "the caller proof's cost per request (sign, check, vs a token) and through the edge",
+    ),
     "gzip": Benchmark(
         "bench/gzip_bench.py", "CPU and size of the edge's gzip: zlib (Worker) and ISA-L (local)"
     ),

@@ -74,6 +74,13 @@ def up(
         str | None,
         typer.Option(help="Comma-separated OIP gRPC ports, one per origin (default: HTTP + 10)."),
     ] = None,
+    origin_admin_ports: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated internal listener ports (/metrics, /healthz), one per origin "
+            "(default: HTTP + 20)."
+        ),
+    ] = None,
     edge_port: Annotated[int | None, typer.Option(help="Edge port (default 8787).")] = None,
     edge_admin_port: Annotated[
         int | None,
@@ -128,6 +135,9 @@ def up(
             "public_url": public_url,
             "origin_grpc_ports": [int(p) for p in origin_grpc_ports.split(",")]
             if origin_grpc_ports
+            else None,
+            "origin_admin_ports": [int(p) for p in origin_admin_ports.split(",")]
+            if origin_admin_ports
             else None,
         }.items()
         if v is not None
@@ -221,7 +231,7 @@ def models_list(
         )
     else:
         console.print(f"models on disk in {models_dir} (no stack running)", highlight=False)
-    rows = list_models(models_dir, url, stack.origin_urls if stack else None)
+    rows = list_models(models_dir, url, stack.origin_listings if stack else None)
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -278,6 +288,73 @@ def vault_bootstrap(
         "[green]Vault bootstrapped[/]"
         + (f" (created: {', '.join(result.created)})" if result.created else " (nothing to do)")
     )
+
+
+@vault_app.command("caller-key")
+def vault_caller_key(
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="rotate (a new key; the current one stays accepted as previous) | retire "
+            "(drop the previous key) | export (the edge's OUTPOST_EDGE_CALLER_KEY, to a pipe)"
+        ),
+    ],
+    addr: Annotated[
+        str | None,
+        typer.Option(help="Vault address (default: VAULT_ADDR, else 127.0.0.1:8200)."),
+    ] = None,
+    state_dir: Annotated[
+        Path,
+        typer.Option(help="Local Vault state dir with the admin AppRole (without VAULT_TOKEN)."),
+    ] = ROOT / ".outpost" / "vault",
+) -> None:
+    """The key the edge proves itself to the origins with (docs/vault.md#key-rotation).
+
+    Uses VAULT_TOKEN (an operator's token) when set, else the local stack's admin AppRole.
+    `export` writes the secret only to a pipe, e.g.
+    `outpost vault caller-key export | npx wrangler secret put OUTPOST_EDGE_CALLER_KEY`.
+    """
+    import hvac
+
+    from vault import caller_key
+    from vault.bootstrap import admin_client
+    from vault.server import StatePaths
+
+    if action not in ("rotate", "retire", "export"):
+        raise OutpostError(f"unknown action {action!r}", hint="rotate, retire or export")
+    if action == "export" and sys.stdout.isatty():
+        raise OutpostError(
+            "export writes a secret: pipe it into its destination, never to a terminal",
+            hint="outpost vault caller-key export | npx wrangler secret put "
+            "OUTPOST_EDGE_CALLER_KEY",
+        )
+    addr = addr or os.environ.get("VAULT_ADDR") or "http://127.0.0.1:8200"
+    try:
+        if os.environ.get("VAULT_TOKEN"):
+            client = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"], timeout=5)
+        else:
+            client = admin_client(addr, StatePaths(state_dir.resolve()))
+        if action == "rotate":
+            caller_key.rotate(client)
+            console.print(
+                "[green]caller key rotated[/]: origins accept the new and the previous key "
+                "from their next secrets refresh; then give the edges the new key "
+                "(`outpost vault caller-key export`) and `retire` the previous one"
+            )
+        elif action == "retire":
+            done = caller_key.retire_previous(client)
+            console.print("previous caller key retired" if done else "no previous caller key")
+        else:
+            sys.stdout.write(caller_key.current_setting(client) + "\n")
+    except (LookupError, ValueError) as exc:
+        raise OutpostError(
+            f"caller key: {exc}", hint="`outpost vault bootstrap` creates it"
+        ) from None
+    except Exception as exc:  # hvac/requests errors: one line, no secret in it
+        raise OutpostError(
+            f"caller key {action} failed against {addr}: {type(exc).__name__}",
+            hint="is Vault running, and is VAULT_TOKEN an operator's?",
+        ) from exc
 
 
 @vault_app.command("status")

@@ -31,10 +31,16 @@ def redact(value: Any, name: str = "") -> Any:
 def _edge(env: dict[str, str] | None = None) -> dict[str, Any]:
     from edge.config import ConfigError, env_layer, load_config
 
+    layer = env_layer(os.environ if env is None else env)
+    # A running stack's recorded settings hold secrets already redacted: shown as such.
+    hidden = {k for k, v in layer.items() if v == REDACTED}
     try:
-        return asdict(load_config(env_layer(os.environ if env is None else env)))
+        config = asdict(load_config({k: v for k, v in layer.items() if k not in hidden}))
     except ConfigError as exc:  # shown, as `python -m edge` would refuse to start with it
         return {"error": f"bad configuration: {exc}"}
+    for key in hidden:
+        config[key.removeprefix("OUTPOST_EDGE_").lower()] = REDACTED
+    return config
 
 
 def _settings_kwargs(cls: type, env: dict[str, str]) -> dict[str, Any]:
@@ -63,10 +69,15 @@ def _running_builders(state: dict[str, Any]) -> dict[str, Callable[[], dict[str,
         flags |= {"host": origin_urls[0].hostname, "port": origin_urls[0].port}
 
     def settings(cls: type, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        # Built from the recorded env alone: the shell running this command has no say.
+        # Built from the recorded env alone: the shell running this command has no say. Values
+        # recorded redacted are shown redacted, not parsed.
         kwargs = {**_settings_kwargs(cls, origin_env), **(extra or {})}
+        hidden = {k for k, v in kwargs.items() if v == REDACTED}
         with _only_env({}):
-            return cls(**{k: v for k, v in kwargs.items() if v is not None}).model_dump(mode="json")
+            shown = cls(
+                **{k: v for k, v in kwargs.items() if v is not None and k not in hidden}
+            ).model_dump(mode="json")
+        return {**shown, **dict.fromkeys(hidden, REDACTED)}
 
     stack = {k: v for k, v in state.items() if k not in ("config", "token_command")}
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +71,16 @@ def _from_origin(url: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _from_origins(urls: list[str]) -> list[dict[str, Any]]:
-    """Rows from every origin of a running stack: the first answer per model, and which version
-    each origin serves (`served_by`), so a replica that lags behind shows."""
+def _from_origins(origins: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rows from every origin of a running stack (its URL -> where to ask): the first answer per
+    model, and which version each origin serves (`served_by`), so a replica that lags behind
+    shows."""
     rows: dict[str, dict[str, Any]] = {}
     unreachable = []
+    urls = list(origins)
     for url in urls:
         try:
-            found = _from_origin(url)
+            found = _from_origin(origins[url])
         except OutpostError:
             unreachable.append(url)
             continue
@@ -102,7 +105,7 @@ def _from_origins(urls: list[str]) -> list[dict[str, Any]]:
 
 
 def list_models(
-    models_dir: Path, url: str | None, origins: list[str] | None = None
+    models_dir: Path, url: str | None, origins: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Rows for `outpost models list`: from one origin (`url`), the running stack's origins, or
     the folder on disk."""

@@ -30,6 +30,12 @@ class RunningStack:
     def origin_urls(self) -> list[str]:
         return [str(o["url"]) for o in self.state.get("origins", [])]
 
+    @property
+    def origin_listings(self) -> dict[str, str]:
+        """Each origin's URL -> where to read its model listing: its internal listener (no
+        caller proof needed there) when it has one."""
+        return {str(o["url"]): str(o.get("admin_url") or o["url"]) for o in self.state["origins"]}
+
     def describe(self) -> str:
         started = self.state.get("started_at", "?")
         return f"the running stack (started {started}, pid {self.state.get('pid', '?')})"

@@ -73,6 +73,11 @@ class StackSettings(BaseSettings):
         None,
         description="Each origin's OIP gRPC port, in the same order (default: its HTTP port + 10).",
     )
+    origin_admin_ports: list[int] | None = Field(
+        None,
+        description="Each origin's internal listener (/metrics, /healthz, /v1/models without a "
+        "caller proof; loopback), in the same order (default: its HTTP port + 20).",
+    )
     edge_port: int = Field(8787, description="The edge's port (what mobile apps call).")
     edge_admin_port: int = Field(
         8788, description="The edge's internal listener (/metrics, detailed /healthz; loopback)."
@@ -89,18 +94,22 @@ class StackSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_grpc_port_per_origin(self) -> StackSettings:
-        if self.origin_grpc_ports is not None and len(self.origin_grpc_ports) != len(
-            self.origin_ports
-        ):
-            raise ValueError(
-                f"origin_grpc_ports needs one port per origin: {len(self.origin_grpc_ports)} "
-                f"given for {len(self.origin_ports)} origins"
-            )
+        for name in ("origin_grpc_ports", "origin_admin_ports"):
+            ports = getattr(self, name)
+            if ports is not None and len(ports) != len(self.origin_ports):
+                raise ValueError(
+                    f"{name} needs one port per origin: {len(ports)} "
+                    f"given for {len(self.origin_ports)} origins"
+                )
         return self
 
     @property
     def grpc_ports(self) -> list[int]:
         return self.origin_grpc_ports or [p + 10 for p in self.origin_ports]
+
+    @property
+    def admin_ports(self) -> list[int]:
+        return self.origin_admin_ports or [p + 20 for p in self.origin_ports]
 
     @property
     def edge_host(self) -> str:
@@ -187,6 +196,9 @@ def origin_env(settings: StackSettings, vault_addr: str, public_url: str) -> dic
     vault_state = settings.state_dir / "vault"
     return {
         "HF_HUB_OFFLINE": "1",
+        # Only the edge (it signs with the caller key from Vault) gets answers; probes, public
+        # keys and the internal listener excepted.
+        "OUTPOST_ORIGIN_CALLER_PROOF_REQUIRED": "true",
         "OUTPOST_VAULT_ENABLED": "true",
         "OUTPOST_VAULT_ADDR": vault_addr,
         "OUTPOST_VAULT_APPROLE_FILE": str(vault_state / "origin-approle.json"),
@@ -201,10 +213,12 @@ def origin_env(settings: StackSettings, vault_addr: str, public_url: str) -> dic
     }
 
 
-def edge_env(settings: StackSettings, public_url: str) -> dict[str, str]:
-    """The edge's settings: the local origins, and the issuer whose keys it trusts."""
+def edge_env(settings: StackSettings, public_url: str, caller_key: str) -> dict[str, str]:
+    """The edge's settings: the local origins, the issuer whose keys it trusts, and the key it
+    proves itself to the origins with (a secret: handed over in the environment only)."""
     origin_urls = settings.origin_urls()
     return {
+        "OUTPOST_EDGE_CALLER_KEY": caller_key,
         "OUTPOST_EDGE_ORIGINS": json.dumps([{"url": u} for u in origin_urls]),
         "OUTPOST_EDGE_ISSUERS": json.dumps(
             [{"issuer": public_url, "jwks_url": f"{origin_urls[0]}/.well-known/jwks.json"}]
@@ -251,8 +265,10 @@ def stack_state(
             "admin_url": f"http://127.0.0.1:{settings.edge_admin_port}",
         },
         "origins": [
-            {"url": u, "grpc": f"{settings.origin_host}:{g}"}
-            for u, g in zip(settings.origin_urls(), settings.grpc_ports, strict=True)
+            {"url": u, "grpc": f"{settings.origin_host}:{g}", "admin_url": url_for(LOOPBACK, a)}
+            for u, g, a in zip(
+                settings.origin_urls(), settings.grpc_ports, settings.admin_ports, strict=True
+            )
         ],
         "vault": {"addr": vault_addr, "state_dir": str(settings.state_dir / "vault")},
         "issuer": public_url,
@@ -310,13 +326,17 @@ def run_stack(settings: StackSettings, console: Console) -> int:
     sup = Supervisor(console)
     try:
         with console.status("bootstrapping Vault (idempotent)"):
-            bootstrap_local(vault_state, vault.addr)
+            boot = bootstrap_local(vault_state, vault.addr)
         common_env = origin_env(settings, vault.addr, public_url)
         if settings.monitor:
             common_env.update(_start_trace_receiver(settings, sup, console))
         origins = []
-        for port, grpc_port, url in zip(
-            settings.origin_ports, settings.grpc_ports, settings.origin_urls(), strict=True
+        for port, grpc_port, admin_port, url in zip(
+            settings.origin_ports,
+            settings.grpc_ports,
+            settings.admin_ports,
+            settings.origin_urls(),
+            strict=True,
         ):
             name = f"origin-{len(origins) + 1}"
             origins.append(
@@ -332,6 +352,8 @@ def run_stack(settings: StackSettings, console: Console) -> int:
                         str(port),
                         "--grpc-port",
                         str(grpc_port),
+                        "--admin-port",
+                        str(admin_port),
                         "--models-dir",
                         str(settings.models_dir),
                     ],
@@ -344,7 +366,7 @@ def run_stack(settings: StackSettings, console: Console) -> int:
             with console.status(f"waiting for {child.name} (loading models)"):
                 sup.wait_healthy(child, timeout=180)
 
-        env_of_edge = edge_env(settings, public_url)
+        env_of_edge = edge_env(settings, public_url, boot.caller_key)
         if settings.monitor:  # the edge's own spans
             env_of_edge["OUTPOST_EDGE_TRACE_SAMPLE_RATIO"] = str(settings.trace_sample_ratio)
             env_of_edge["OUTPOST_EDGE_TRACE_EXPORT_ENDPOINT"] = f"{settings.traces_url}/v1/traces"
@@ -415,7 +437,7 @@ def _start_prometheus(settings: StackSettings, sup: Supervisor, console: Console
         settings.state_dir,
         "127.0.0.1",
         settings.prometheus_port,
-        origins=[f"{settings.origin_host}:{p}" for p in settings.origin_ports],
+        origins=[f"{LOOPBACK}:{p}" for p in settings.admin_ports],  # their internal listeners
         edges=[f"127.0.0.1:{settings.edge_admin_port}"],  # the edge's internal listener
     )
     prometheus = sup.start(

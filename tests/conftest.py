@@ -67,13 +67,13 @@ def start_stack(
     env: dict[str, str] | None = None,
 ) -> StackHandle:
     """Run `python -m outpost up` (on free ports unless given: vault, origin, origin, edge,
-    the edge's internal listener, and the two origins' gRPC ports), with extra `args` and
-    environment variables `env`.
+    the edge's internal listener, the two origins' gRPC ports and their internal listeners),
+    with extra `args` and environment variables `env`.
 
     Demo models come from the shared build cache, so only the first run in a checkout builds them.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
-    ports = ports or [free_port() for _ in range(7)]
+    ports = ports or [free_port() for _ in range(9)]
     env = {
         **os.environ,
         "OUTPOST_STACK_STATE_DIR": str(state_dir),
@@ -98,6 +98,8 @@ def start_stack(
                 str(ports[4]),
                 "--origin-grpc-ports",
                 f"{ports[5]},{ports[6]}",
+                "--origin-admin-ports",
+                f"{ports[7]},{ports[8]}",
                 *args,
             ],
             cwd=ROOT,

@@ -2,7 +2,8 @@
 
 Mounts (if missing) KV v2 at `secret/`, transit and AppRole; writes the HCL policies; creates the
 `outpost-origin` AppRole, the `outpost-jwt` ed25519 transit key and the `outpost-attest` RSA key
-of the local attestation issuer; seeds the origin's KV secrets.
+of the local attestation issuer; seeds the origin's KV secrets, the caller key among them
+(`vault/caller_key.py`: what the edge proves itself to the origins with).
 Every step checks before it creates, so running it again changes nothing that already works
 (it never regenerates the pepper or rotates the signing key behind your back).
 """
@@ -25,6 +26,7 @@ from origin.identity.credentials import (
     new_api_key,
     new_key_b64,
 )
+from vault import caller_key
 from vault.server import (
     ADMIN_POLICY,
     ADMIN_ROLE_ID,
@@ -66,6 +68,8 @@ class BootstrapResult:
     demo_api_key: str | None = field(default=None, repr=False)
     demo_client_secret: str | None = field(default=None, repr=False)
     created: list[str] = field(default_factory=list)
+    # The edge's OUTPOST_EDGE_CALLER_KEY (`<kid>:<base64 key>`): hand it over, never print it.
+    caller_key: str = field(default="", repr=False)
 
 
 def admin_client(addr: str, paths: StatePaths, *, timeout: float = 5.0) -> hvac.Client:
@@ -244,6 +248,7 @@ def bootstrap(
     _ensure_transit_key(client, ATTEST_TRANSIT_KEY, "rsa-2048", created)
     pepper = _ensure_key_secret(client, "hmac", created)
     _ensure_key_secret(client, "refresh", created)
+    edge_caller_key = caller_key.ensure(client, created)
     api_key, client_secret = _ensure_demo_principals(client, pepper, paths, created)
     secret_id = _ensure_origin_secret_id(client, role_id, paths, created)
     for item in created:
@@ -254,6 +259,7 @@ def bootstrap(
         demo_api_key=api_key,
         demo_client_secret=client_secret,
         created=created,
+        caller_key=edge_caller_key,
     )
 
 

@@ -22,7 +22,7 @@ import requests
 from vault.bootstrap import KV_MOUNT, ORIGIN_KV_PREFIX, ORIGIN_ROLE, TRANSIT_KEY, admin_client
 from vault.server import ADMIN_POLICY, ORIGIN_POLICY, POLICY_DIR, StatePaths
 
-KV_SECRETS = ("hmac", "refresh", "apps", "clients")
+KV_SECRETS = ("hmac", "refresh", "apps", "clients", "caller")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,28 @@ class Stack:
 
         return fetch_local_token(self.state_file, scope)
 
+    def caller_headers(self, method: str, target: str) -> dict[str, str]:
+        """What an internal service sends an origin of this stack (which requires caller
+        proofs): a proof signed with the caller key, read from Vault with the admin AppRole."""
+        import base64
+        import time
+        import uuid
+
+        from origin.caller import sign
+        from vault import caller_key
+        from vault.bootstrap import admin_client
+        from vault.server import StatePaths
+
+        if not hasattr(self, "_caller_key"):
+            paths = StatePaths(Path(self.state["vault"]["state_dir"]))
+            setting = caller_key.current_setting(admin_client(self.state["vault"]["addr"], paths))
+            kid, _, key = setting.partition(":")
+            self._caller_key = (kid, base64.b64decode(key))
+        kid, key = self._caller_key
+        rid = uuid.uuid4().hex
+        proof = sign(key, kid, int(time.time()), method, target, rid, "svc:bench")
+        return {"x-outpost-caller": proof, "x-request-id": rid}
+
     def stop(self) -> None:
         """Ctrl-C, as a user would; SIGKILL after a minute."""
         self.server.stop(signal.SIGINT, timeout=60)

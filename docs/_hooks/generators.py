@@ -235,6 +235,12 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     ),
     "unauthorized": (401, "Missing, malformed, expired or unverifiable token.", "refresh once"),
     "forbidden": (403, "The token lacks the scope the endpoint needs.", "no"),
+    "caller-unproven": (
+        401,
+        "An origin called without a valid caller proof (only the edge and internal services "
+        "holding the caller key are answered); through the edge it becomes a 502.",
+        "no: call through the edge",
+    ),
     "attestation-failed": (
         401,
         "App attestation (App Check) missing, invalid or for another app (503 when its keys "
@@ -295,7 +301,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
         "yes, after `Retry-After`",
     ),
     "internal": (500, "A bug: reported with the request id.", "at most once"),
-    "bad-gateway": (502, "No origin could be reached.", "yes, with backoff"),
+    "bad-gateway": (
+        502,
+        "No origin could be reached, or it refused the edge's caller proof.",
+        "yes, with backoff",
+    ),
     "unavailable": (503, "No origin available / model reloading.", "yes, with backoff"),
     "model-not-ready": (503, "The model has no ready version yet.", "yes, with backoff"),
     "token-issuing-unavailable": (

@@ -245,7 +245,9 @@ class EdgeApp:
                 "primary",
                 req.method,
                 req.target,
-                forward_headers(req, plan.rid, plan.span),
+                forward_headers(
+                    req, plan.rid, plan.span, signer=self.pool.signer, subject=plan.subject
+                ),
                 req.body or None,
                 plan.route.retryable,
                 kind=plan.route.name,
@@ -310,7 +312,14 @@ class EdgeApp:
                 plan.pool,
                 "POST",
                 req.target,
-                forward_headers(req, plan.rid, plan.span),
+                forward_headers(
+                    req,
+                    plan.rid,
+                    plan.span,
+                    signer=self.pool.signer,
+                    subject=plan.subject,
+                    method="POST",
+                ),
                 req.body,
                 True,
                 kind=plan.model,

@@ -9,6 +9,8 @@ from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse, UpstreamResponse
 from edge.tracing import EdgeSpan
 from edge.upstream.pool import ForwardFailure, NoOriginAvailable
+from edge.upstream.proof import HEADER as PROOF_HEADER
+from edge.upstream.proof import ProofSigner
 
 log = logging.getLogger("edge.upstream")
 
@@ -31,15 +33,29 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     "x-forwarded-for",
     "x-real-ip",
     "cf-connecting-ip",
+    PROOF_HEADER,  # only the edge's own proof reaches an origin
 }
 _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+# How an origin says it did not accept the edge's proof (origin/caller.py).
+_PROOF_REFUSED = "outpostcaller"
 
 
-def forward_headers(req: EdgeRequest, rid: str, span: EdgeSpan) -> dict[str, str]:
+def forward_headers(
+    req: EdgeRequest,
+    rid: str,
+    span: EdgeSpan,
+    *,
+    signer: ProofSigner | None = None,
+    subject: str = "",
+    method: str | None = None,
+) -> dict[str, str]:
     """The request's headers as sent to the origin: hop-by-hop ones (and those the client named
     in Connection, RFC 9110 §7.6.1) and client-address claims dropped; the request id, the
     client's address as the edge saw it, the trace context with the edge's span as the parent,
-    and `Accept-Encoding: identity` (the edge compresses itself) set."""
+    and `Accept-Encoding: identity` (the edge compresses itself) set.
+
+    With `signer`, the caller proof (`edge.upstream.proof`) for `subject` (the plan's: whom the
+    edge verified) is added; `method` is the one sent when it is not the request's own."""
     listed = {t.strip().lower() for t in req.headers.get("connection", "").split(",")}
     out = {k: v for k, v in req.headers.items() if k not in _NOT_FORWARDED and k not in listed}
     out["x-request-id"] = rid
@@ -48,11 +64,21 @@ def forward_headers(req: EdgeRequest, rid: str, span: EdgeSpan) -> dict[str, str
     out.update(span.outgoing_headers())
     if req.client_ip:
         out["x-forwarded-for"] = req.client_ip
+    if signer is not None:
+        out[PROOF_HEADER] = signer.header(method or req.method, req.target, rid, subject)
     return out
 
 
 def from_upstream(up: UpstreamResponse) -> EdgeResponse:
-    """The origin's answer as the edge's response (hop-by-hop and framing headers dropped)."""
+    """The origin's answer as the edge's response (hop-by-hop and framing headers dropped).
+    An origin that refused the edge's caller proof is the edge's fault, not the client's: 502,
+    logged (a wrong or rotated-away `caller_key`)."""
+    if up.status == 401 and up.headers.get("www-authenticate", "").lower().startswith(
+        _PROOF_REFUSED
+    ):
+        rid = up.headers.get("x-request-id", "")
+        log.error("request_id=%s an origin refused the edge's caller proof: check caller_key", rid)
+        return problem(502, "bad-gateway", "The origin refused the edge's credentials.", rid)
     headers = {k: v for k, v in up.headers.items() if k not in _NOT_RETURNED}
     return EdgeResponse(up.status, headers, up.body)
 

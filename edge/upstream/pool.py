@@ -26,6 +26,8 @@ from edge.core.request import UpstreamError, UpstreamResponse
 from edge.core.stats import Stats
 from edge.runtime.base import Platform
 from edge.upstream.latency import Deadlines
+from edge.upstream.proof import HEADER as PROOF_HEADER
+from edge.upstream.proof import ProofSigner
 
 log = logging.getLogger("edge.upstream")
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -130,6 +132,8 @@ class OriginPool:
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
         self._rng = random.Random()
+        # The caller proof signed onto forwarded requests and the pool's own model listings.
+        self.signer = ProofSigner.from_setting(config.caller_key, platform.now)
         self.deadlines = Deadlines(
             config.request_timeout_seconds,
             config.read_timeout_floor_seconds,
@@ -352,9 +356,14 @@ class OriginPool:
             origin.ejected_until = 0.0
         if not ok:
             return
+        headers = {"accept": "application/json"}
+        if self.signer is not None:  # the listing is not public: prove it is the edge asking
+            rid = f"edge-health-{self._rng.getrandbits(64):016x}"
+            headers["x-request-id"] = rid
+            headers[PROOF_HEADER] = self.signer.header("GET", "/v1/models", rid, "edge:health")
         try:
             resp = await self._platform.fetch(
-                "GET", origin.url + "/v1/models", {"accept": "application/json"}, None, timeout
+                "GET", origin.url + "/v1/models", headers, None, timeout
             )
             if resp.status == 200:
                 for name, version, scope in _models_from_listing(json.loads(resp.body)):

@@ -13,7 +13,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from origin import tracing
+from origin import strict, tracing
 from origin.engine.batcher import BatcherClosed, QueueFull
 from origin.engine.tasks import InputError
 from origin.problems import Problem, validation_problem
@@ -37,10 +37,16 @@ def no_store(data: Any, status: int = 200) -> Response:
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
-    """Check the content type, read the body and validate it: 415 / 400 / 422 problems."""
+    """Check the content type, read the body and validate it: 415 / 400 / 422 problems.
+
+    Without a Content-Type the body is looked at first, as the edge does (it reads such bodies
+    as JSON to key its cache): one that is not a JSON object is 400 from both tiers, any other
+    415."""
     ctype = request.headers.get("content-type", "")
     media = ctype.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
+        if not media:
+            _json_object(await request.body())
         raise Problem(
             415,
             "unsupported-media-type",
@@ -49,14 +55,27 @@ async def parse_body(request: Request, model: type[M]) -> M:
     return parse_json(await request.body(), model)
 
 
+def _json_object(body: bytes) -> None:
+    """400 unless `body` is a JSON object."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Problem(400, "malformed-request", "request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise Problem(400, "malformed-request", "request body must be a JSON object")
+
+
 def parse_json(body: bytes, model: type[M]) -> M:
-    """Validate a JSON body: 400 when it is not JSON, 422 naming the fields otherwise."""
+    """Validate a JSON body: 400 when it is not a JSON object, 422 naming the fields
+    otherwise."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if any(e["type"] == "json_invalid" for e in errors):
             raise Problem(400, "malformed-request", "request body is not valid JSON") from None
+        if any(not e["loc"] and e["type"] == "model_type" for e in errors):
+            raise Problem(400, "malformed-request", "request body must be a JSON object") from None
         raise validation_problem(list(errors)) from None
 
 
@@ -208,6 +227,9 @@ async def tokenize_pairs(served: ServedVersion, query: str, documents: Sequence[
 
 
 def parse_version(version: str) -> int:
-    if not version.isdigit() or int(version) < 1:
-        raise Problem(404, "version-not-found", f"version {version!r} is not a version number")
-    return int(version)
+    """A model version from a path or a gRPC request (`origin.strict.VERSION`); 404 otherwise."""
+    number = strict.version(version)
+    if number is None:
+        shown = version[:20] + ("..." if len(version) > 20 else "")
+        raise Problem(404, "version-not-found", f"version {shown!r} is not a version number")
+    return number

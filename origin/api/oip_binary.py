@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from origin import strict
 from origin.problems import Problem
 
 # OIP datatype -> little-endian numpy dtype (None: known, but not decodable here).
@@ -41,7 +42,6 @@ DATATYPES: dict[str, np.dtype | None] = {
     "BF16": None,
 }
 _LENGTH = np.dtype("<u4")
-_MAX_HEADER_DIGITS = 12
 
 
 def malformed(detail: str) -> Problem:
@@ -148,12 +148,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
     """(JSON header, binary section) of a request body, per `Inference-Header-Content-Length`."""
     if header_length is None:
         return body, memoryview(b"")
-    value = header_length.strip()
-    if not value.isdigit() or len(value) > _MAX_HEADER_DIGITS:
+    n = strict.size(header_length)
+    if n is None:
         raise malformed(
             f"Inference-Header-Content-Length must be a byte count, got {header_length[:20]!r}"
         )
-    n = int(value)
     if n > len(body):
         raise malformed(
             f"Inference-Header-Content-Length is {n} but the body has only {len(body)} bytes"

@@ -66,6 +66,56 @@ _IMAGE_FORM: dict[str, Any] = {
 }
 
 
+# The token endpoint (RFC 6749): a form in, a token or an OAuth error (`error`,
+# `error_description`) out; caps and Vault outages are problems.
+_TOKEN_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        name: {"type": "string"}
+        for name in (
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "api_key",
+            "refresh_token",
+            "scope",
+            "device_id",
+        )
+    },
+}
+_OAUTH_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+_TOKEN: dict[str, Any] = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["Bearer", "DPoP"]},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+        "refresh_token": {"type": "string"},
+        "device_id": {"type": "string"},
+    },
+}
+
+
+def _token_endpoint(op: dict[str, Any]) -> None:
+    form = {"application/x-www-form-urlencoded": {"schema": _TOKEN_FORM}}
+    op["requestBody"] = {"required": True, "content": form}
+    oauth_error = {"application/json": {"schema": _OAUTH_ERROR}}
+    op["responses"] = {
+        "200": {"description": "A token", "content": {"application/json": {"schema": _TOKEN}}},
+        "400": {"description": "OAuth error (RFC 6749 §5.2)", "content": oauth_error},
+        "401": {"description": "Client authentication failed", "content": oauth_error},
+        "429": _problem("Registration cap spent (see Retry-After)"),
+        "503": _problem("Token issuing unavailable (see Retry-After)"),
+    }
+
+
 def _problem(description: str) -> dict[str, Any]:
     ref = {"$ref": _REF.format(model="Problem")}
     return {"description": description, "content": {"application/problem+json": {"schema": ref}}}
@@ -99,6 +149,9 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 if model is ImageRequest:
                     content["multipart/form-data"] = {"schema": _IMAGE_FORM}
                 op["requestBody"] = {"required": True, "content": content}
+    token = schema.get("paths", {}).get("/oauth/token", {}).get("post")
+    if token is not None:
+        _token_endpoint(token)
     for unused in ("HTTPValidationError", "ValidationError"):  # only FastAPI's 422 used them
         components.pop(unused, None)
     metrics = schema.get("paths", {}).get("/metrics", {}).get("get")

@@ -30,7 +30,7 @@ from origin.grpc.status import problem_metadata, status_code
 from origin.problems import Problem
 
 log = logging.getLogger("origin.access")
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Typed contents field of each datatype (FP16 and BF16 travel as raw contents only).
 _CONTENTS: dict[str, tuple[str, Any]] = {
@@ -141,7 +141,8 @@ class InferenceService:
             start = time.perf_counter()
             metadata = dict(context.invocation_metadata() or ())
             given = metadata.get("x-request-id")
-            rid = given if isinstance(given, str) and _SANE_ID.match(given) else uuid.uuid4().hex
+            sane = isinstance(given, str) and _SANE_ID.fullmatch(given)
+            rid = given if sane else uuid.uuid4().hex
             code = grpc.StatusCode.OK
             try:
                 response = await handler(request, context)

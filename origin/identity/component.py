@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from origin.caller import SECRET_NAME as CALLER_SECRET
+from origin.caller import CallerVerifier
 from origin.identity.attestation import AttestationChecker, LocalAttestationIssuer
 from origin.identity.issuer import TokenIssuer
 from origin.identity.jwks import JwksCache
@@ -118,14 +121,34 @@ def build_origin_app(
     vault_settings: VaultSettings | None = None,
     identity_settings: IdentitySettings | None = None,
 ) -> FastAPI:
-    """The origin app with Vault secrets and the token issuer plugged in (metrics included)."""
+    """The origin app with Vault secrets, the token issuer and the caller proof check plugged in
+    (metrics included)."""
     from origin.app import create_app
 
+    origin_settings = origin_settings or OriginSettings()
     secrets, identity = vault_components(vault_settings, identity_settings)
-    app = create_app(origin_settings, components=[secrets, identity])
+    app = create_app(
+        origin_settings,
+        components=[secrets, identity],
+        caller=caller_verifier(origin_settings, secrets),
+    )
     # Our collectors live in their own registry; expose them on the origin's /metrics.
     app.state.metrics.registry.register(secrets.metrics.registry)
     return app
+
+
+def caller_verifier(settings: OriginSettings, secrets: SecretsComponent) -> CallerVerifier:
+    """The caller proof check, on the caller key record of `secrets`' snapshot."""
+
+    def record() -> Mapping[str, Any] | None:
+        snapshot = secrets.snapshot
+        return snapshot.get(CALLER_SECRET) if snapshot is not None else None
+
+    return CallerVerifier(
+        record,
+        required=settings.caller_proof_required,
+        max_age=settings.caller_proof_max_age_seconds,
+    )
 
 
 def vault_components(

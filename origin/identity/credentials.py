@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from origin import strict
+
 API_KEY_PREFIX = "opk"
 
 
@@ -43,11 +45,10 @@ def new_api_key(app_id: str) -> str:
 
 
 def parse_api_key(api_key: str) -> str | None:
-    """The app id named by an API key, or None when it is not shaped like one."""
-    parts = api_key.split(".")
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1]
+    """The app id named by an API key, or None when it is not shaped like one
+    (`origin.strict.API_KEY`)."""
+    m = strict.API_KEY.fullmatch(api_key)
+    return m[1] if m else None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import hvac.exceptions
 
-from origin import tracing
+from origin import strict, tracing
 from origin.identity import attestation
 from origin.identity.attestation import AttestationChecker
 from origin.identity.credentials import Principal, decode_key, verify_api_key, verify_client
@@ -208,10 +208,14 @@ class TokenIssuer:
             client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
         if not client_id or not client_secret:
             raise OAuthError("invalid_client", "client authentication required", status=401)
+        headers = {"WWW-Authenticate": 'Basic realm="outpost"'} if request.basic else {}
+        if not (
+            strict.CLIENT_ID.fullmatch(client_id) and strict.CLIENT_SECRET.fullmatch(client_secret)
+        ):
+            raise OAuthError("invalid_client", "client authentication failed", 401, headers)
         clients = self._snapshot.get("clients") or {}
         principal = verify_client(self._key("hmac"), clients, client_id, client_secret)
         if principal is None:
-            headers = {"WWW-Authenticate": 'Basic realm="outpost"'} if request.basic else {}
             raise OAuthError("invalid_client", "client authentication failed", 401, headers)
         scope = _scope(form.get("scope"), principal.scope)
         jkt = self._proof(request, required=False)  # a service may bind its token too
@@ -240,7 +244,7 @@ class TokenIssuer:
         jkt = self._proof(request, required=True)
         assert jkt is not None
         claimed = form.get("device_id")
-        if claimed is not None and claimed != jkt:
+        if claimed is not None and (not strict.DEVICE_ID.fullmatch(claimed) or claimed != jkt):
             raise OAuthError(
                 "invalid_request",
                 "device_id is the RFC 7638 thumbprint of the DPoP key; omit it or send that",

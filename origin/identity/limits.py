@@ -46,9 +46,10 @@ class TokenBuckets:
 class ClientAddress:
     """The bucket a client address counts in.
 
-    The address is the one uvicorn reports: it believes `X-Forwarded-For` only from the peers in
-    `FORWARDED_ALLOW_IPS` (default loopback, where the local edge runs; set it to the edge's
-    addresses elsewhere), so a client cannot pick its own bucket.
+    The address is the one the edge proved (the `ip:` subject of the caller proof, see
+    `origin.identity.router.client_address`); without a proof, the one uvicorn reports, which
+    believes `X-Forwarded-For` only from the peers in `FORWARDED_ALLOW_IPS` (default loopback).
+    Either way a client cannot pick its own bucket.
     """
 
     def __init__(self, ipv6_prefix: int = 64) -> None:

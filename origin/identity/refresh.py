@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import hvac.exceptions
 
+from origin import strict
 from origin.identity.jwks import b64url
 from origin.secrets.client import VaultClient
 
@@ -62,18 +63,10 @@ def _mac(key: bytes, family: str, generation: int) -> str:
 
 
 def _parse(token: str) -> tuple[str, int, str] | None:
-    parts = token.split(".")
-    if (
-        len(parts) != 4
-        or parts[0] != PREFIX
-        or not parts[1]
-        or parts[1][0] not in SHARDS
-        or not parts[2].isascii()
-        or not parts[2].isdigit()
-        or len(parts[2]) > 9
-    ):
-        return None
-    return parts[1], int(parts[2]), parts[3]
+    """(family, generation, mac) of a token shaped as this issuer makes them
+    (`origin.strict.REFRESH_TOKEN`), else None."""
+    m = strict.REFRESH_TOKEN.fullmatch(token)
+    return (m[1], int(m[2]), m[3]) if m else None
 
 
 def family_tag(family: str) -> str:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from origin import strict
 from origin.identity.attestation import LocalAttestationIssuer
 from origin.identity.credentials import verify_api_key
 from origin.identity.issuer import (
@@ -60,20 +61,37 @@ def oauth_error(request: Request, err: OAuthError) -> JSONResponse:
 
 
 def _basic_auth(header: str | None) -> tuple[str, str] | None:
-    """client_secret_basic (RFC 6749 section 2.3.1); raises OAuthError when malformed."""
+    """client_secret_basic (RFC 6749 section 2.3.1, RFC 7617): base64 of `id:secret`, each
+    form-urlencoded UTF-8; raises OAuthError when malformed."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return None
+    malformed = OAuthError("invalid_client", "malformed Basic credentials", 401)
+    value = value.strip(" \t")
+    if not strict.BASIC.fullmatch(value):  # ASCII base64 only, bounded, before decoding
+        raise malformed
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        client_id, sep, secret = decoded.partition(":")
+        client_id = unquote(client_id, errors="strict")
+        secret = unquote(secret, errors="strict")
     except (binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
-    client_id, sep, secret = decoded.partition(":")
+        raise malformed from None
     if not sep:
-        raise OAuthError("invalid_client", "malformed Basic credentials", 401)
-    return unquote(client_id), unquote(secret)
+        raise malformed
+    return client_id, secret
+
+
+def client_address(request: Request) -> str:
+    """The address the registration caps count: the client's as the edge proved it (the `ip:`
+    subject of the request's caller proof, `origin/caller.py`); without one, uvicorn's view
+    (X-Forwarded-For believed from FORWARDED_ALLOW_IPS peers only)."""
+    subject = getattr(request.state, "caller_subject", None)
+    if isinstance(subject, str) and subject.startswith("ip:"):
+        return subject[3:]
+    return request.client.host if request.client else ""
 
 
 def limited(request: Request, exc: RegistrationLimited) -> Response:
@@ -115,7 +133,9 @@ def key_set(request: Request, settings: IdentitySettings, jwks: JwksCache) -> Re
 
 
 def _one_header(request: Request, name: str) -> str | None:
-    """A header that must appear at most once (two DPoP proofs are refused as one bad proof)."""
+    """A header that must appear at most once: repeats are joined as a proxy would (RFC 9110
+    §5.3), so two DPoP proofs or two Authorization fields are refused as one malformed value,
+    directly and through the edge alike."""
     values = request.headers.getlist(name)
     return ", ".join(values) if values else None
 
@@ -130,7 +150,14 @@ async def _read_form(request: Request) -> dict[str, str]:
         if len(body) > MAX_FORM_BYTES:
             raise OAuthError("invalid_request", f"request body over {MAX_FORM_BYTES} bytes")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        # Escapes must decode to UTF-8 too (`%FF` is refused, not turned into U+FFFD).
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            errors="strict",
+            max_num_fields=32,
+        )
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "malformed form body") from None
     form: dict[str, str] = {}
@@ -155,13 +182,13 @@ def build_router(
     @router.post("/oauth/token", summary="OAuth 2.0 token endpoint (RFC 6749, DPoP RFC 9449)")
     async def token(request: Request) -> Any:
         try:
-            basic = _basic_auth(request.headers.get("authorization"))
+            basic = _basic_auth(_one_header(request, "authorization"))
             form = await _read_form(request)
             token_request = TokenRequest(
                 form,
                 basic,
                 dpop=_one_header(request, "dpop"),
-                client_address=request.client.host if request.client else "",
+                client_address=client_address(request),
                 attestation=request.headers.get(settings.attestation_header),
             )
             result = await asyncio.to_thread(issuer.issue, token_request)

@@ -48,7 +48,8 @@ class IdentitySettings(BaseSettings):
     )
 
     # Registration caps (token buckets, counted by each origin replica). The client address is
-    # uvicorn's: X-Forwarded-For is believed from FORWARDED_ALLOW_IPS peers only (the edge).
+    # the one the edge's caller proof names; without a proof, uvicorn's (X-Forwarded-For is
+    # believed from FORWARDED_ALLOW_IPS peers only).
     register_per_address: int = Field(
         10, ge=1, description="Device registrations a client address may make per window."
     )

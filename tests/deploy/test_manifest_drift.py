@@ -69,14 +69,20 @@ def test_probes_and_service_use_the_port_the_origin_listens_on(
     config = find("ConfigMap", resources)["data"]
     listen = OriginSettings(port=int(config["OUTPOST_ORIGIN_PORT"])).port
     grpc = OriginSettings(grpc_port=int(config["OUTPOST_ORIGIN_GRPC_PORT"])).grpc_port
+    admin = OriginSettings(admin_port=int(config["OUTPOST_ORIGIN_ADMIN_PORT"])).admin_port
     ports = {p["name"]: p["containerPort"] for p in origin_container["ports"]}
-    assert ports == {"http": listen, "grpc": grpc}
+    assert ports == {"http": listen, "grpc": grpc, "admin": admin}
     for key in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert ports[origin_container[key]["httpGet"]["port"]] == listen
-    assert annotations(deployment)["prometheus.io/port"] == str(listen)
+    # Metrics are scraped on the internal listener (no caller proof needed there), which the
+    # Service does not expose.
+    assert annotations(deployment)["prometheus.io/port"] == str(admin)
     service = find("Service", resources)
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "grpc"]
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "http": listen,
+        "grpc": grpc,
+    }
     assert OriginSettings(host=config["OUTPOST_ORIGIN_HOST"]).host == "0.0.0.0"
 
 

@@ -114,6 +114,25 @@ def start_edge(settings: dict[str, Any], log_dir: Path) -> Proc:
     return proc
 
 
+def run_in_pyodide(code: str, *files: str) -> str:
+    """What `code` prints inside real Pyodide (npm `pyodide`, as the Worker tests use), with
+    these repository files copied in (tests/edge/pyodide/run_python.mjs)."""
+    import shutil
+
+    node = shutil.which("node")
+    assert node, "node is required (see package.json)"
+    runner = ROOT / "tests" / "edge" / "pyodide" / "run_python.mjs"
+    result = subprocess.run(
+        [node, str(runner), str(ROOT), code, *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 # -- issuers ------------------------------------------------------------------------------------
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -144,7 +144,7 @@ def json_answer(status: int, body: Any, headers: dict[str, str] | None = None) -
 
 def vector(text: str, version: str, dims: int = 32) -> list[float]:
     """A deterministic 'embedding' of `text` that differs between model versions."""
-    digest = hashlib.sha256(f"{version}\x00{text}".encode()).digest()
+    digest = hashlib.sha256(f"{version}\x00{text}".encode("utf-8", "surrogatepass")).digest()
     return [round((digest[i % 32] - 128) / 128, 4) for i in range(dims)]
 
 

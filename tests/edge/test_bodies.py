@@ -121,3 +121,16 @@ async def test_each_protocol_gets_the_error_member_its_clients_read(
     assert openai["error"] == {"message": openai["detail"], "type": "unauthorized", "param": None}
     own = (await edge.client.get("/nowhere")).json()
     assert "error" not in own and own["status"] == 404
+
+
+async def test_a_json_string_with_a_lone_surrogate_is_keyed_and_left_to_the_origin(
+    edge: EdgeUnderTest, auth: dict[str, str]
+) -> None:
+    """`"\\ud800"` is valid JSON but no Unicode: the edge keys the body on its bytes (it once
+    answered 500 turning it into UTF-8) and forwards it unchanged; the origin judges it."""
+    body = b'{"model": "tiny-embed", "input": "\\ud800"}'
+    resp = await edge.client.post(
+        "/v1/embeddings", content=body, headers={**auth, "content-type": "application/json"}
+    )
+    assert resp.status_code < 500, resp.text
+    assert edge.origin.inference_calls()[-1].body == body

@@ -4,8 +4,6 @@ and the module importing inside real Pyodide (as in Workers)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from edge.tracing import (
 )
 from origin.tracing import trace_id_of
 from outpost.monitoring.receiver import Receiver
-from tests.conftest import ROOT
+from tests.edge.conftest import run_in_pyodide
 from tests.traces import one, wait_for_trace
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -219,29 +217,13 @@ def test_otel_sink_exports_real_spans_with_the_ids_the_origin_saw(receiver: Rece
 
 # ------------------------------------------------------------------------------ Pyodide
 def test_edge_tracing_imports_and_runs_in_pyodide() -> None:
-    node = shutil.which("node")
-    assert node, "node is required (see package.json)"
     code = (
         "from edge.tracing import start_span\n"
         f"span = start_span({{'traceparent': '{VALID}'}}, now=1.0, sample_ratio=1.0)\n"
         "print(span.finish('GET x', end=2.0, status_code=200).log_line())\n"
     )
-    result = subprocess.run(
-        [
-            node,
-            str(ROOT / "tests" / "edge" / "pyodide" / "run_python.mjs"),
-            str(ROOT),
-            code,
-            "edge/__init__.py",
-            "edge/tracing.py",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    line = json.loads(result.stdout.strip().splitlines()[-1])
+    printed = run_in_pyodide(code, "edge/__init__.py", "edge/tracing.py")
+    line = json.loads(printed.strip().splitlines()[-1])
     assert line["trace_id"] == TRACE and line["parent_span_id"] == PARENT
 
 

@@ -10,7 +10,7 @@ LONG_TEXT = " ".join(["word"] * 40)  # > 16 tokens (emb-strict's limit)
 
 CASES = [
     ("malformed JSON", "POST", "/v1/embeddings", b'{"model": "emb", "input": ', JSON, 400),
-    ("JSON array body", "POST", "/v1/embeddings", b"[1, 2]", JSON, 422),
+    ("JSON array body", "POST", "/v1/embeddings", b"[1, 2]", JSON, 400),  # as the edge
     (
         "wrong content type",
         "POST",

@@ -1,8 +1,13 @@
 """Resilience fixtures: a shared real stack (two origins behind one edge, tiny ONNX models,
-a token issuer on a real HTTP server), reusing the origin and edge suites' helpers."""
+a token issuer on a real HTTP server), reusing the origin and edge suites' helpers; and a
+proven stack (real OpenBao holding the caller key, an origin that requires caller proofs and
+issues tokens, an edge signing with the key)."""
 
 from __future__ import annotations
 
+import base64
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from origin.caller import sign
+from tests.conftest import free_port
 from tests.edge.conftest import Issuer, Proc, issuer, start_edge  # noqa: F401
 from tests.origin.conftest import OriginProcess, install_version, tiny_src  # noqa: F401
+from tests.vault.conftest import DevVault, dev_vault  # noqa: F401
+from vault import caller_key
 
 EMB = "emb"
 CLS = "cls"
@@ -160,3 +169,98 @@ def echo_edge(echo_origin: EchoOrigin, issuer: Issuer, res_tmp: Path) -> Iterato
     edge = start_edge(settings, res_tmp)
     yield edge
     edge.stop()
+
+
+# -- origins that answer only proven callers ------------------------------------------------
+def proven_origin(
+    vault: DevVault, models: Path, log: Path, *, grpc: bool = False, **env: str
+) -> OriginProcess:
+    """A real origin with Vault (token issuer, secrets refreshed every second) that requires
+    caller proofs, with its internal listener on `admin_url`; started and ready."""
+    admin = free_port()
+    origin = OriginProcess(
+        models,
+        log,
+        grpc=grpc,
+        OUTPOST_VAULT_ENABLED="true",
+        OUTPOST_VAULT_ADDR=vault.addr,
+        OUTPOST_VAULT_APPROLE_FILE=str(vault.state_dir / "origin-approle.json"),
+        OUTPOST_VAULT_REFRESH_INTERVAL="1",
+        OUTPOST_VAULT_RETRY_INTERVAL="0.5",
+        OUTPOST_VAULT_TIMEOUT="1",
+        OUTPOST_ORIGIN_CALLER_PROOF_REQUIRED="true",
+        OUTPOST_ORIGIN_ADMIN_PORT=str(admin),
+        **env,
+    )
+    origin.env.setdefault("OUTPOST_IDENTITY_ISSUER", origin.url)
+    origin.admin_url = f"http://127.0.0.1:{admin}"  # type: ignore[attr-defined]
+    origin.start()
+    deadline = time.monotonic() + 60
+    while httpx.get(origin.url + "/v2/health/ready", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, origin.logs()[-3000:]
+        time.sleep(0.2)
+    return origin
+
+
+def current_key(vault: DevVault) -> tuple[str, bytes]:
+    """(key id, key) the edge signs with now (Vault's current caller key)."""
+    kid, _, encoded = caller_key.ensure(vault.root, []).partition(":")
+    return kid, base64.b64decode(encoded)
+
+
+def proof_headers(
+    key: tuple[str, bytes],
+    method: str,
+    target: str,
+    *,
+    subject: str = "svc:tests",
+    rid: str | None = None,
+    t: float | None = None,
+) -> dict[str, str]:
+    """What an internal service sends to prove `method target` (origin.caller.sign)."""
+    rid = rid or uuid.uuid4().hex
+    when = int(time.time() if t is None else t)
+    value = sign(key[1], key[0], when, method, target, rid, subject)
+    return {"x-outpost-caller": value, "x-request-id": rid}
+
+
+@dataclass
+class ProvenStack:
+    vault: DevVault
+    origin: OriginProcess
+    edge: Proc
+    issuer: Issuer
+
+    def key(self) -> tuple[str, bytes]:
+        return current_key(self.vault)
+
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.issuer.token('ed-1')}"}
+
+
+@pytest.fixture(scope="session")
+def proven_stack(
+    dev_vault: DevVault,  # noqa: F811
+    tiny_src: Path,  # noqa: F811
+    issuer: Issuer,  # noqa: F811
+    res_tmp: Path,
+) -> Iterator[ProvenStack]:
+    """OpenBao, one origin requiring caller proofs (HTTP and gRPC, token issuer on), and an edge
+    that signs with Vault's caller key (handed over in its environment)."""
+    models = make_repo(tiny_src, res_tmp / "proven-models")
+    origin = proven_origin(
+        dev_vault,
+        models,
+        res_tmp / "proven-origin.log",
+        grpc=True,
+        OUTPOST_IDENTITY_REGISTER_PER_ADDRESS="100000",
+    )
+    edge = start_edge(
+        edge_settings(issuer, [origin.url], caller_key=caller_key.ensure(dev_vault.root, [])),
+        res_tmp,
+    )
+    try:
+        yield ProvenStack(dev_vault, origin, edge, issuer)
+    finally:
+        edge.stop()
+        origin.stop()

@@ -1,6 +1,7 @@
-"""Secrets (client secrets, API keys, AppRole secret_id, tokens) never show up in logs, error
-bodies, metrics or `outpost config show`, on a real `outpost up` stack (OpenBao, two origins,
-the edge); and a replayed refresh token revokes its whole family."""
+"""Secrets (client secrets, API keys, AppRole secret_id, the caller key, tokens) never show up
+in logs, error bodies, metrics, `stack.json` or `outpost config show`, on a real `outpost up`
+stack (OpenBao, two origins, the edge); and a replayed refresh token revokes its whole
+family."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import pytest
 from outpost import devicekey
 from outpost.devicekey import DeviceKey
 from tests.conftest import ROOT
+from vault import caller_key
+from vault.bootstrap import admin_client
+from vault.server import StatePaths
 
 DEVICE_GRANT = "urn:outpost:params:oauth:grant-type:device-registration"
 
@@ -27,10 +31,14 @@ def secrets(running_stack: dict[str, Any]) -> dict[str, str]:
     approle = json.loads(
         (Path(running_stack["handle"].state_dir) / "vault" / "origin-approle.json").read_text()
     )
+    vault_state = Path(running_stack["handle"].state_dir) / "vault"
+    admin = admin_client(running_stack["vault"]["addr"], StatePaths(vault_state))
     return {
         "client_secret": creds["client_secret"],
         "api_key": creds["api_key"],
         "secret_id": approle["secret_id"],
+        # the key the edge signs its caller proofs with (the edge got it in its environment)
+        "caller_key": caller_key.current_setting(admin).partition(":")[2],
     }
 
 
@@ -121,9 +129,14 @@ def test_secrets_never_appear_in_error_bodies_metrics_or_logs(
     admin = running_stack["edge"]["admin_url"]  # the internal listener
     texts["edge /metrics"] = httpx.get(admin + "/metrics", timeout=10).text
     texts["edge /healthz"] = httpx.get(admin + "/healthz", timeout=10).text
-    for o in running_stack["origins"]:
-        texts[f"origin {o['url']} /metrics"] = httpx.get(o["url"] + "/metrics", timeout=10).text
-        texts[f"origin {o['url']} /healthz"] = httpx.get(o["url"] + "/healthz", timeout=10).text
+    for o in running_stack["origins"]:  # on their internal listeners: no caller proof needed
+        metrics = httpx.get(o["admin_url"] + "/metrics", timeout=10)
+        health = httpx.get(o["admin_url"] + "/healthz", timeout=10)
+        assert metrics.status_code == 200 and health.status_code in (200, 503)
+        texts[f"origin {o['url']} /metrics"] = metrics.text
+        texts[f"origin {o['url']} /healthz"] = health.text
+    state_file = Path(running_stack["handle"].state_dir) / "stack.json"
+    texts["stack.json"] = state_file.read_text()
     texts["log"] = Path(running_stack["log"]).read_text(errors="replace")
     for where, text in texts.items():
         for name, value in {**secrets, "access_token": token}.items():
