@@ -20,7 +20,7 @@ from edge.cache import CachedResponse, CacheKey, EdgeCache, with_owner, with_ver
 from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
 from edge.core.finish import Compressor, Cors, conditional, stamp
-from edge.core.plan import Plan, Planner
+from edge.core.plan import Plan, Planner, new_request_id
 from edge.core.problems import finish_problem, problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.stats import Stats
@@ -76,7 +76,13 @@ class EdgeApp:
 
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
         """The answer to `req`: always a response, a problem+json one for every failure."""
-        plan = self.planner.plan(req)
+        try:
+            plan = self.planner.plan(req)
+        except Exception:  # a bug in planning: still one problem answer, never a bare 500
+            rid = new_request_id()
+            log.exception("request_id=%s unexpected error while planning", rid)
+            self.stats.inc("outpost_edge_requests_total", "unplanned", "500")
+            return problem(500, "internal", "Internal error.", rid)
         try:
             resp = await self._run(req, plan)
         except Exception:

@@ -196,3 +196,20 @@ async def test_unusable_request_id_is_replaced_not_forwarded(
     rid = r.headers["x-request-id"]
     assert rid != bad
     assert edge.origin.inference_calls()[-1].headers["x-request-id"] == rid
+
+
+async def test_a_failure_while_planning_is_a_problem_answer_with_a_request_id(
+    make_edge: Any,
+) -> None:
+    """Whatever goes wrong inside the edge is still one problem+json answer (and a log line
+    with its request id), never the server's bare 500 with a traceback to the client."""
+    edge = make_edge()
+
+    def broken_plan(req: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    edge.app.planner.plan = broken_plan
+    resp = await edge.client.get("/v1/models")
+    assert resp.status_code == 500
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["request_id"] and "a bug" not in resp.text
