@@ -40,10 +40,12 @@ def executor():
 
 
 def cfg(**kw) -> BatchingConfig:
+    """Batching limits; max_batch_ms out of the way (a held batch would look slow)."""
     base = {
         "max_batch_size": 4,
         "max_queue_delay_ms": 0,
         "max_batch_tokens": 1000,
+        "max_batch_ms": 60_000,
         "max_queue_size": 100,
     }
     return BatchingConfig(**{**base, **kw})
