@@ -153,6 +153,9 @@ def served_dir(tiny_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         },
     )
     install_version(tiny_src / "cls", 1, root / "cls-top2", 1)
+    (root / "emb-shared").mkdir()  # answers anyone's repeat from the edge's cache
+    write_yaml(root / "emb-shared" / "model.yaml", {**base, "cache_scope": "shared"})
+    install_version(tiny_src / "emb", 1, root / "emb-shared", 1)
     (root / "emb-mrl").mkdir()  # Matryoshka: `dimensions` may cut its 32 values to 16 or 8
     write_yaml(root / "emb-mrl" / "model.yaml", {**base, "matryoshka_dimensions": [16, 8]})
     install_version(tiny_src / "emb", 1, root / "emb-mrl", 1)

@@ -163,7 +163,10 @@ def test_any_token_string_is_refused_with_an_auth_error_only(
 
 # -- config validation --------------------------------------------------------------------------
 config_values = json_values | st.sampled_from(
-    ["embeddings", "tensor", "text-classification", "latest", "pinned", "reject", "mean", -1, 0]
+    [
+        *("embeddings", "tensor", "text-classification", "latest", "pinned", "reject", "mean"),
+        *("shared", "subject", -1, 0),
+    ]
 )
 model_config_dicts = st.dictionaries(
     st.sampled_from(
@@ -179,6 +182,7 @@ model_config_dicts = st.dictionaries(
             "top_k",
             "batching",
             "cache_ttl_seconds",
+            "cache_scope",
             "inputs",
             "onnx",
             "bogus",
