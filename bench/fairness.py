@@ -44,19 +44,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib import procs, rawhttp, results, subject_origin  # noqa: E402
+from bench.lib import components, procs, rawhttp, results, subject_origin  # noqa: E402
 from bench.lib.stats import percentile  # noqa: E402
 from bench.lib.texts import make_texts  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fairness.json"
 FLOODER, VICTIM = "sub:flood", "sub:victim"
-
-
-def ensure_models(models_dir: Path) -> None:
-    """The demo models, from the checkout's build cache (built there once by setup)."""
-    from outpost.modelkit.demo import build_demo_models
-
-    build_demo_models(models_dir, cache_dir=ROOT / ".outpost" / "cache" / "models")
 
 
 def model_settings(models_dir: Path, model: str) -> tuple[int, Any]:
@@ -268,7 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.models_dir == ROOT / "models":
-        ensure_models(args.models_dir)
+        components.ensure_demo_models(args.models_dir)
     version, config = model_settings(args.models_dir, args.model)
     batching = config.batching
     max_batch_ms = batching.max_batch_ms

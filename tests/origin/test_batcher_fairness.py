@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
 from origin.engine.batcher import SHORT_TOKENS, Batcher, QueueFull
 from origin.repository.config import BatchingConfig
+from tests.origin.conftest import batching
 
 
 @dataclass(frozen=True)
@@ -45,22 +45,8 @@ class Engine:
         return [[it.owner for it in batch] for batch in self.batches]
 
 
-@pytest.fixture
-def executor():
-    with ThreadPoolExecutor(2) as ex:
-        yield ex
-
-
 def cfg(**kw) -> BatchingConfig:
-    """Limits for these tests; max_batch_ms out of the way (the held batch would look slow)."""
-    base = {
-        "max_batch_size": 4,
-        "max_queue_delay_ms": 0,
-        "max_batch_tokens": 100_000,
-        "max_batch_ms": 60_000,
-        "max_queue_size": 1000,
-    }
-    return BatchingConfig(**{**base, **kw})
+    return batching(**{"max_batch_tokens": 100_000, "max_queue_size": 1000, **kw})
 
 
 def items(owner: str, n: int, cost: int = 10) -> list[Item]:

@@ -258,21 +258,28 @@ def test_batcher_gives_every_request_exactly_its_own_results_in_order(
         max_batch_tokens=max(costs * max_batch, 64),
         max_queue_size=1000,
     )
+    results = run_concurrently(config, [(None, [costs] * n) for n in sizes])
+    assert results == [[(o, i) for i in range(n)] for o, n in enumerate(sizes)]
+
+
+def run_concurrently(
+    config: BatchingConfig, requests: list[tuple[str | None, list[int]]]
+) -> list[list[tuple[int, int]]]:
+    """Submit every request (subject, item costs) at once; each one's results."""
 
     async def scenario() -> list[list[tuple[int, int]]]:
         with ThreadPoolExecutor(2) as ex:
             batcher = Batcher(run_batch, config, ex)
             try:
                 reqs = [
-                    batcher.submit([Item(o, i, costs) for i in range(n)])
-                    for o, n in enumerate(sizes)
+                    batcher.submit([Item(o, i, c) for i, c in enumerate(costs)], subject)
+                    for o, (subject, costs) in enumerate(requests)
                 ]
                 return await asyncio.gather(*reqs)
             finally:
                 await batcher.close()
 
-    results = asyncio.run(scenario())
-    assert results == [[(o, i) for i in range(n)] for o, n in enumerate(sizes)]
+    return asyncio.run(scenario())
 
 
 SUBJECTS = st.sampled_from([None, "sub:a", "sub:b", "ip:10.0.0.1"])
@@ -298,20 +305,7 @@ def test_batcher_gives_every_subject_exactly_its_own_results_in_order(
         max_batch_tokens=budget,
         max_queue_size=1000,
     )
-
-    async def scenario() -> list[list[tuple[int, int]]]:
-        with ThreadPoolExecutor(2) as ex:
-            batcher = Batcher(run_batch, config, ex)
-            try:
-                reqs = [
-                    batcher.submit([Item(o, i, c) for i, c in enumerate(costs)], subject)
-                    for o, (subject, costs) in enumerate(requests)
-                ]
-                return await asyncio.gather(*reqs)
-            finally:
-                await batcher.close()
-
-    results = asyncio.run(scenario())
+    results = run_concurrently(config, requests)
     assert results == [[(o, i) for i in range(len(c))] for o, (_, c) in enumerate(requests)]
 
 
