@@ -310,6 +310,11 @@ def main() -> None:
             "one_queue_p99_over_flood_p99": round(
                 phases["one_queue"]["victim"]["p99_ms"] / flood_p99, 1
             ),
+            "flooder_inputs_per_s_over_one_queue": round(
+                phases["flood"]["flooder"]["inputs_per_s"]
+                / max(phases["one_queue"]["flooder"]["inputs_per_s"], 1e-9),
+                3,
+            ),
         },
         "targets": {
             "victim_p99_within_idle_p99_plus_max_batch_ms": flood_p99 <= bound,

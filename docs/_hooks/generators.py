@@ -761,7 +761,9 @@ def _fairness(data: dict[str, Any]) -> str:
         f"\nBound: idle p99 + `max_batch_ms` = **{data.get('bound_ms')} ms**; victim p99 "
         f"under the flood / bound = **{ratios.get('flood_p99_over_bound')}**; in one queue "
         f"the victim's p99 was {ratios.get('one_queue_p99_over_flood_p99')}x its p99 with "
-        "subjects apart.\n\n"
+        "subjects apart. The flooder's inputs/s with subjects apart / in one queue: "
+        f"{ratios.get('flooder_inputs_per_s_over_one_queue', '-')} (the victim's batches "
+        "take their share).\n\n"
     )
     targets = table(
         ["target", "result"],

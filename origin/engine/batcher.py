@@ -12,11 +12,12 @@ subject waits in its own queue, and a worker coroutine forms one batch at a time
   and several subjects share each batch by tokens. Keyed batches (tensor shapes, image sizes)
   take only items with the first item's key.
 - **Limits.** At most `max_batch_size` items and `max_batch_tokens` (counted after padding), and
-  at most `max_batch_ms` of work, from the time per token (per item, for models that do not
-  pad) learned from the batches that ran. With padding, a batch holds inputs at most twice as
-  long as its first one (or up to `SHORT_TOKENS` tokens): a short input never waits for a batch
-  of long ones to be padded out around it. So a subject that starts waiting behind another's
-  flood waits for at most the batch that is running, about `max_batch_ms`.
+  no more work (padded tokens; items for models that do not pad) than runs within
+  `max_batch_ms`, as learned from the batches that ran (`origin.engine.batch_time`, with a
+  margin for noise). With padding, a batch holds inputs at most twice as long as its first one
+  (or up to `SHORT_TOKENS` tokens): a short input never waits for a batch of long ones to be
+  padded out around it. So a subject that starts waiting behind another's flood waits for at
+  most the batch that is running, within `max_batch_ms`.
 
 While one batch runs, new items queue up and form the next batch, so a lone request runs at once
 and a busy model runs full batches. `max_queue_delay_ms` is only spent when traffic is visibly
@@ -47,6 +48,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from origin.engine.batch_time import BatchTimes
 from origin.repository.config import BatchingConfig
 
 log = logging.getLogger("origin.batcher")
@@ -56,8 +58,6 @@ R = TypeVar("R")
 # With padding, inputs up to this many tokens share batches whatever their lengths; longer ones
 # only with inputs at most twice as long as the batch's first (see the module docstring).
 SHORT_TOKENS = 32
-# Weight of the last batch in the learned time per unit of work (per token or per item).
-_LEARN_RATE = 0.2
 # Debts of subjects that stopped waiting are forgotten once they are this many.
 _MAX_DEBTS = 4096
 
@@ -131,6 +131,12 @@ class BatchTracer(Protocol):
         ...
 
 
+def _timed(run: Callable[[Sequence[Any]], R], items: Sequence[Any]) -> tuple[R, float]:
+    """`run(items)` and the seconds it took (in the worker thread)."""
+    start = time.perf_counter()
+    return run(items), time.perf_counter() - start
+
+
 class Batcher(Generic[I, R]):
     """Per-subject queues + worker for one model version."""
 
@@ -163,18 +169,12 @@ class Batcher(Generic[I, R]):
         self._closed = False
         self._last_batch = 0
         self._batch_seconds = 0.01  # moving average, for Retry-After
-        self._work_seconds = 0.0  # decayed sums: seconds per unit of work = the ratio
-        self._work_units = 0.0
+        self.times = BatchTimes()  # how long batches take, by their work
         self._task = asyncio.get_running_loop().create_task(self._worker(), name=f"batcher-{name}")
 
     @property
     def queue_size(self) -> int:
         return self._count
-
-    @property
-    def seconds_per_unit(self) -> float | None:
-        """Learned time per unit of work (a padded token, or an item), None before a batch."""
-        return self._work_seconds / self._work_units if self._work_units > 0 else None
 
     async def submit(self, items: Sequence[I], subject: Hashable = None) -> list[R]:
         """Queue `items` for `subject` and wait for their results (in order)."""
@@ -260,12 +260,10 @@ class Batcher(Generic[I, R]):
 
     # ------------------------------------------------------------------ forming a batch
     def _budget(self) -> float:
-        """Work one batch may hold: max_batch_tokens, and max_batch_ms at the learned rate."""
+        """Work one batch may hold: max_batch_tokens, and what runs within max_batch_ms."""
         budget = float(self.config.max_batch_tokens)
-        per_unit = self.seconds_per_unit
-        if per_unit:
-            budget = min(budget, self.config.max_batch_ms / 1000 / per_unit)
-        return budget
+        timed = self.times.most_work(self.config.max_batch_ms / 1000)
+        return budget if timed is None else min(budget, timed)
 
     def _lead(self) -> _Subject | None:
         """The subject charged least (oldest first item on ties); drops finished items."""
@@ -411,7 +409,7 @@ class Batcher(Generic[I, R]):
                 run = functools.partial(self._tracer.run, traced, self._run_batch)
         start = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, run, items)
+            results, ran = await loop.run_in_executor(self._executor, _timed, run, items)
         except Exception as exc:
             if traced is not None:
                 self._tracer.end(traced, exc)  # type: ignore[union-attr]
@@ -426,9 +424,7 @@ class Batcher(Generic[I, R]):
         if traced is not None:
             self._tracer.end(traced, None)  # type: ignore[union-attr]
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
-        keep = 1 - _LEARN_RATE  # sums weighted by work: large batches set the rate
-        self._work_seconds = keep * self._work_seconds + elapsed
-        self._work_units = keep * self._work_units + work
+        self.times.observe(work, ran)  # its work, not its wait for a thread
         if self._observer:
             self._observer.on_batch(len(items), elapsed)
         for p, r in zip(batch, results, strict=True):
