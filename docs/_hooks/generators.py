@@ -278,7 +278,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
     "unknown-output": (422, "OIP request names an output the model lacks.", "no"),
     "invalid-tensor": (422, "OIP tensor data does not match its shape or type.", "no"),
     "rate-limited": (429, "The edge's per-subject rate limit.", "yes, after `Retry-After`"),
-    "overloaded": (429, "The model's queue is full.", "yes, after `Retry-After`"),
+    "overloaded": (
+        429,
+        "The model's queue is full and the caller holds its fair share of it.",
+        "yes, after `Retry-After`",
+    ),
     "registration-rate-limited": (
         429,
         "Too many device registrations from one address or with one app key.",
