@@ -192,12 +192,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def ensure_models(models_dir: Path) -> None:
-    from outpost.modelkit.demo import build_demo_models
-
-    build_demo_models(models_dir, cache_dir=ROOT / ".outpost" / "cache" / "models")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
@@ -212,7 +206,9 @@ def main() -> None:
     from origin.tracing import TracingSettings
 
     default_ratio = TracingSettings.model_fields["sample_ratio"].default
-    ensure_models(args.models_dir)
+    from bench.lib.components import ensure_demo_models
+
+    ensure_demo_models(args.models_dir)
     logs = ROOT / ".outpost" / "bench-tracing"
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []

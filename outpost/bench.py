@@ -77,6 +77,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench/transports.py",
         "OIP over HTTP JSON, HTTP binary tensors and gRPC: iris and MiniLM at 1 and 32 clients",
     ),
+    "fairness": Benchmark(
+        "bench/fairness.py",
+        "a victim's small requests while another subject floods one origin: p99 against idle",
+    ),
     "tracing": Benchmark(
         "bench/tracing_overhead.py",
         "origin throughput at 32 clients with tracing off, at the default sampling and at 1.0",

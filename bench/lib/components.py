@@ -18,6 +18,14 @@ from bench.lib import procs
 UNLIMITED = {"rate": 1e6, "burst": 1_000_000}
 
 
+def ensure_demo_models(models_dir: Path) -> None:
+    """The demo models in `models_dir`, copied from the checkout's build cache (where setup
+    built them once; a stale or missing one is built there)."""
+    from outpost.modelkit.demo import build_demo_models
+
+    build_demo_models(models_dir, cache_dir=procs.ROOT / ".outpost" / "cache" / "models")
+
+
 def origin_argv(
     port: int, models_dir: Path | str, python: Path | str = sys.executable
 ) -> list[str]:

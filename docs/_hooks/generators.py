@@ -294,7 +294,11 @@ PROBLEM_ADVICE: dict[str, tuple[int, str, str]] = {
         "The shared quota store cannot answer (fail mode `closed`).",
         "yes, after `Retry-After`",
     ),
-    "overloaded": (429, "The model's queue is full.", "yes, after `Retry-After`"),
+    "overloaded": (
+        429,
+        "The model's queue is full and the caller holds its fair share of it.",
+        "yes, after `Retry-After`",
+    ),
     "registration-rate-limited": (
         429,
         "Too many device registrations from one address or with one app key.",
@@ -730,6 +734,126 @@ def _tracing(data: dict[str, Any]) -> str:
     )
 
 
+_FAIRNESS_PHASES = {
+    "idle": "idle: the victim alone",
+    "flood": "flood: another subject floods (subjects apart)",
+    "one_queue": "the same flood as one anonymous subject (a single queue)",
+}
+_FAIRNESS_TARGETS = {
+    "victim_p99_within_idle_p99_plus_max_batch_ms": "victim p99 under the flood <= idle p99 "
+    "+ max_batch_ms",
+    "victim_never_refused": "the victim is never refused (429) during the flood",
+}
+
+
+def _fairness(data: dict[str, Any]) -> str:
+    """The victim's latency idle, behind a flood, and behind it in one queue; the engine's
+    time per token that max_batch_ms is chosen from."""
+    batching = data.get("batching", {})
+    max_ms = batching.get("max_batch_ms")
+    rows = []
+    for key, label in _FAIRNESS_PHASES.items():
+        phase = data.get("phases", {}).get(key)
+        if not phase:
+            continue
+        victim, batches = phase["victim"], phase.get("batches", {})
+        over = next((v for k, v in batches.items() if k.startswith("share_over_")), None)
+        rows.append(
+            (
+                label,
+                victim.get("requests"),
+                victim.get("p50_ms"),
+                victim.get("p99_ms"),
+                phase.get("flooder", {}).get("inputs_per_s", "-"),
+                batches.get("mean_size", "-"),
+                batches.get("mean_ms", "-"),
+                f"{over:.1%}" if over is not None else "-",
+            )
+        )
+    flood = data.get("phases", {}).get("flood", {}).get("flooder", {})
+    head = (
+        f"`{data.get('model')}` version {data.get('version')} on one origin, measured "
+        f"{_when(data.get('when'))} on {data.get('machine', {}).get('cpus')} CPUs: "
+        f"`max_batch_ms` {max_ms:g}, `max_batch_size` {batching.get('max_batch_size')}, "
+        f"`max_batch_tokens` {batching.get('max_batch_tokens')}. The victim sends one short "
+        f"input per request, one at a time, {data.get('seconds_per_phase'):g} s per phase; "
+        f"the flooder {flood.get('clients')} connections of {flood.get('inputs_per_request')} "
+        "long inputs per request, back to back.\n\n"
+    )
+    ratios = data.get("ratios", {})
+    verdict = (
+        f"\nBound: idle p99 + `max_batch_ms` = **{data.get('bound_ms')} ms**; victim p99 "
+        f"under the flood / bound = **{ratios.get('flood_p99_over_bound')}**; in one queue "
+        f"the victim's p99 was {ratios.get('one_queue_p99_over_flood_p99')}x its p99 with "
+        "subjects apart. The flooder's inputs/s with subjects apart / in one queue: "
+        f"{ratios.get('flooder_inputs_per_s_over_one_queue', '-')} (the victim's batches "
+        "take their share).\n\n"
+    )
+    targets = table(
+        ["target", "result"],
+        [
+            (_label(_FAIRNESS_TARGETS, k, "fairness.json targets"), _verdict(v))
+            for k, v in data.get("targets", {}).items()
+        ],
+    )
+    engine = data.get("engine", {})
+    by_size: dict[int, dict[str, Any]] = {}
+    for kind in ("short", "long"):
+        for row in engine.get(kind, []):
+            by_size.setdefault(row["batch"], {})[kind] = row
+    engine_rows = [
+        (
+            size,
+            cells.get("short", {}).get("batch_ms", "-"),
+            cells.get("short", {}).get("us_per_token", "-"),
+            cells.get("short", {}).get("inputs_per_s", "-"),
+            cells.get("long", {}).get("batch_ms", "-"),
+            cells.get("long", {}).get("us_per_token", "-"),
+            cells.get("long", {}).get("inputs_per_s", "-"),
+        )
+        for size, cells in sorted(by_size.items())
+    ]
+    fit = data.get("engine_within_max_batch_ms", {})
+    fits = "; ".join(
+        f"{kind} inputs: batches of {v['batch']} fit, at {v['share_of_best_throughput']:.0%} "
+        "of the best throughput"
+        for kind, v in fit.items()
+    )
+    return (
+        head
+        + table(
+            [
+                "phase",
+                "victim requests",
+                "victim p50 ms",
+                "victim p99 ms",
+                "flooder inputs/s",
+                "mean batch size",
+                "mean batch ms",
+                f"batches over {max_ms:g} ms",
+            ],
+            rows,
+        )
+        + verdict
+        + targets
+        + "\nThe engine alone (in-process, default threads), what `max_batch_ms` is chosen from"
+        + (f" ({fits})" if fits else "")
+        + ":\n\n"
+        + table(
+            [
+                "batch",
+                "short: ms",
+                "short: µs/token",
+                "short: inputs/s",
+                "long: ms",
+                "long: µs/token",
+                "long: inputs/s",
+            ],
+            engine_rows,
+        )
+    )
+
+
 def _flat(data: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     rows = [
         ((labels or {}).get(k, _code(k)), v)
@@ -1077,11 +1201,7 @@ def benchmarks_reference() -> str:
     )
     out.append("\n### Edge overhead (`bench/edge_bench.py`)\n\n")
     data = _load_result("edge_bench.json")
-    out.append(
-        _edge(data)
-        if data
-        else _not_measured("edge_bench.json", "./dev bench edge")
-    )
+    out.append(_edge(data) if data else _not_measured("edge_bench.json", "./dev bench edge"))
     out.append("\n### Against peers (`bench/peers/`)\n\n")
     data = _load_result("peers.json")
     if data:
@@ -1117,6 +1237,9 @@ def benchmarks_reference() -> str:
         if data
         else _not_measured("tracing.json", ".venv/bin/python bench/tracing_overhead.py")
     )
+    out.append("\n### Fair scheduling (`bench/fairness.py`)\n\n")
+    data = _load_result("fairness.json")
+    out.append(_fairness(data) if data else _not_measured("fairness.json", "./dev bench fairness"))
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
@@ -1124,6 +1247,7 @@ def benchmarks_reference() -> str:
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
         *("http_clients.json", "gzip.json", "transports.json", "tracing.json"),
+        "fairness.json",
     }
     others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
     others = [name for name in others if name not in known]
@@ -1154,9 +1278,8 @@ def bench_commands() -> str:
         )
         for name, entry in BENCHMARKS.items()
     ]
-    return (
-        "Generated from `outpost/bench.py` when the docs were built.\n\n"
-        + table(["command", "script", "measures", "Python"], rows)
+    return "Generated from `outpost/bench.py` when the docs were built.\n\n" + table(
+        ["command", "script", "measures", "Python"], rows
     )
 
 

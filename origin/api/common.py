@@ -112,6 +112,14 @@ def check_texts(texts: Sequence[str], settings: OriginSettings, field: str = "in
             )
 
 
+def caller_subject(request: Request) -> str | None:
+    """The verified subject the request comes from (`"sub:..."`, `"ip:..."`), as the origin's
+    caller check stored it in `request.state.caller_subject`; None when there is none (those
+    requests are batched as one anonymous subject)."""
+    subject = getattr(request.state, "caller_subject", None)
+    return subject if isinstance(subject, str) else None
+
+
 def require_task(served: ServedVersion, *tasks: str) -> None:
     if served.pipeline.task not in tasks:
         raise Problem(
@@ -127,8 +135,10 @@ async def run_on_model(
     name: str,
     version: int | None,
     prepare: Callable[[ServedVersion], Any],
+    subject: str | None = None,
 ) -> tuple[ServedVersion, Any, list[Any]]:
-    """Resolve the model, build items with `prepare(served)`, run them through its batcher.
+    """Resolve the model, build items with `prepare(served)`, run them through its batcher
+    as `subject`'s (fair scheduling: `origin.engine.batcher`).
 
     `prepare` returns (items, extra); if the version is swapped out between resolution and
     queueing (hot reload), resolve again once. Queue full -> 429 with Retry-After.
@@ -138,7 +148,7 @@ async def run_on_model(
         tracing.tag_model(served.name, served.version)
         items, extra = await prepare(served)
         try:
-            results = await served.batcher.submit(items)
+            results = await served.batcher.submit(items, subject)
         except BatcherClosed:
             if attempt == 2:
                 raise Problem(

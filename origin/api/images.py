@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from origin.api.common import (
+    caller_subject,
     classification_items,
     embedding_items,
     json_response,
@@ -68,10 +69,17 @@ async def read_images(request: Request) -> tuple[ImageRequest, list[bytes]]:
 
 
 async def run_images(
-    state: Any, model: str, version: int | None, blobs: list[bytes], task: str, field: str
+    state: Any,
+    model: str,
+    version: int | None,
+    blobs: list[bytes],
+    task: str,
+    field: str,
+    subject: str | None = None,
 ) -> tuple[ServedVersion, list[Any]]:
-    """Decode `blobs` for the model (in the decode pool) and run them through its batcher.
-    `state` is the app's state (registry, settings, decoder), whatever the transport."""
+    """Decode `blobs` for the model (in the decode pool) and run them through its batcher as
+    `subject`'s. `state` is the app's state (registry, settings, decoder), whatever the
+    transport."""
     settings = state.settings
     decoder = state.decoder
 
@@ -85,7 +93,7 @@ async def run_images(
         )
         return items, None
 
-    served, _, results = await run_on_model(state.registry, model, version, prepare)
+    served, _, results = await run_on_model(state.registry, model, version, prepare, subject)
     return served, results
 
 
@@ -98,7 +106,13 @@ async def image_embeddings(request: Request) -> Response:
     """One vector per image, in the shape of `/v1/embeddings`."""
     req, blobs = await read_images(request)
     served, vectors = await run_images(
-        request.app.state, req.model, None, blobs, "image-embeddings", _field(request)
+        request.app.state,
+        req.model,
+        None,
+        blobs,
+        "image-embeddings",
+        _field(request),
+        caller_subject(request),
     )
     body = {
         "object": "list",
@@ -115,7 +129,13 @@ async def image_classifications(request: Request) -> Response:
     """Labels with softmax scores per image, best first, in the shape of `/v1/classifications`."""
     req, blobs = await read_images(request)
     served, probs = await run_images(
-        request.app.state, req.model, None, blobs, "image-classification", _field(request)
+        request.app.state,
+        req.model,
+        None,
+        blobs,
+        "image-classification",
+        _field(request),
+        caller_subject(request),
     )
     labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
     top_k = req.top_k or served.config.top_k or len(labels)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from origin.api import oip_core
-from origin.api.common import json_response, no_store, parse_json, parse_version
+from origin.api.common import caller_subject, json_response, no_store, parse_json, parse_version
 from origin.api.oip_binary import binary_size, decode_raw, encode_raw, split_body, take_chunks
 from origin.api.oip_core import InferCall, InferOutcome, InputTensor
 from origin.api.uploads import body_limit
@@ -194,7 +194,7 @@ async def read_infer_request(
             )
         inputs.append(InputTensor(inp.name, inp.datatype, tuple(inp.shape), data))
     wanted = [o.name for o in req.outputs] if req.outputs else None
-    return req, InferCall(model, version, inputs, wanted)
+    return req, InferCall(model, version, inputs, wanted, caller_subject(request))
 
 
 def _flag(parameters: dict[str, Any] | None, key: str, default: bool) -> bool:

@@ -60,6 +60,7 @@ class InferCall:
     version: int | None
     inputs: Sequence[InputTensor]
     outputs: Sequence[str] | None = None  # requested output names; None: all of them
+    subject: str | None = None  # the verified caller, for fair scheduling; None: anonymous
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +249,7 @@ async def _infer_images(
     check_count(len(values), state.settings, "inputs.0.data")
     blobs = [image_bytes(v, f"inputs.0.data.{i}") for i, v in enumerate(values)]
     served, results = await run_images(
-        state, call.model, call.version, blobs, task, "inputs.0.data"
+        state, call.model, call.version, blobs, task, "inputs.0.data", call.subject
     )
     return served, _vector_outputs(served, results)
 
@@ -270,7 +271,9 @@ async def _infer_rerank(
         )
     check_texts(queries, state.settings, field="query")
     check_texts(docs, state.settings, field="document")
-    served, _, scores = await score(state.registry, call.model, call.version, queries, docs)
+    served, _, scores = await score(
+        state.registry, call.model, call.version, queries, docs, call.subject
+    )
     return served, [("score", np.asarray(scores, dtype=np.float32))]
 
 
@@ -294,7 +297,7 @@ async def _infer_text(
     async def prepare(served: ServedVersion) -> tuple[list[Any], None]:
         return await tokenize(served, texts, field="inputs.0.data"), None
 
-    served, _, results = await run_on_model(reg, call.model, call.version, prepare)
+    served, _, results = await run_on_model(reg, call.model, call.version, prepare, call.subject)
     return served, _vector_outputs(served, results)
 
 
@@ -333,6 +336,6 @@ async def _infer_tensor(
                 errors=[{"field": exc.field, "message": exc.message}],
             ) from None
 
-    served, _, results = await run_on_model(reg, call.model, call.version, prepare)
+    served, _, results = await run_on_model(reg, call.model, call.version, prepare, call.subject)
     (arrays,) = results
     return served, [(n, np.asarray(a)) for n, a in arrays.items()]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.responses import Response
 
 from origin.api.common import (
+    caller_subject,
     check_texts,
     classification_items,
     embedding_items,
@@ -78,7 +79,7 @@ async def _run(
         items = await make_items(served)
         return items, sum(it.cost for it in items)
 
-    return await run_on_model(_registry(request), model, None, prepare)
+    return await run_on_model(_registry(request), model, None, prepare, caller_subject(request))
 
 
 async def _run_texts(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from origin.api.common import (
+    caller_subject,
     check_texts,
     json_response,
     parse_body,
@@ -55,10 +56,16 @@ class RerankRequest(BaseModel):
 
 
 async def score(
-    registry: ModelRegistry, model: str, version: int | None, queries: list[str], docs: list[str]
+    registry: ModelRegistry,
+    model: str,
+    version: int | None,
+    queries: list[str],
+    docs: list[str],
+    subject: str | None = None,
 ) -> tuple[ServedVersion, int, list[float]]:
     """Relevance of each document to its query (`queries`: one for all documents, or one per
-    document), by a cross-encoder, or by embedding cosine (one query only)."""
+    document), by a cross-encoder, or by embedding cosine (one query only); batched as
+    `subject`'s."""
 
     async def prepare(served: ServedVersion) -> tuple[list[Any], int]:
         require_task(served, "rerank", "embeddings")
@@ -75,7 +82,7 @@ async def score(
             items += await tokenize(served, docs, field="documents")
         return items, sum(it.cost for it in items)
 
-    served, tokens, results = await run_on_model(registry, model, version, prepare)
+    served, tokens, results = await run_on_model(registry, model, version, prepare, subject)
     if served.pipeline.task == "rerank":
         return served, tokens, list(results)
     vectors = np.stack(results).astype(np.float64)
@@ -100,7 +107,7 @@ async def rerank(request: Request) -> Response:
     check_texts([req.query], settings, field="query")
     check_texts(docs, settings, field="documents")
     served, tokens, scores = await score(
-        request.app.state.registry, req.model, None, [req.query], docs
+        request.app.state.registry, req.model, None, [req.query], docs, caller_subject(request)
     )
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[: req.top_n or len(docs)]
     results = []

@@ -89,8 +89,9 @@ def decode_contents(name: str, datatype: str, shape: tuple[int, ...], contents: 
     return array
 
 
-def infer_call(request: Any) -> InferCall:
-    """A ModelInferRequest decoded into the transport-neutral call."""
+def infer_call(request: Any, subject: str | None = None) -> InferCall:
+    """A ModelInferRequest decoded into the transport-neutral call of `subject` (the verified
+    caller, for fair scheduling; None: batched as one anonymous subject)."""
     oip_core.check_parameters("request", _parameters(request.parameters))
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
@@ -111,7 +112,7 @@ def infer_call(request: Any) -> InferCall:
     for o in request.outputs:
         oip_core.check_parameters(f"output {o.name!r}", _parameters(o.parameters))
     wanted = [o.name for o in request.outputs] or None
-    return InferCall(request.model_name, _version(request.model_version), inputs, wanted)
+    return InferCall(request.model_name, _version(request.model_version), inputs, wanted, subject)
 
 
 class InferenceService:

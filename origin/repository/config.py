@@ -19,8 +19,9 @@ differs from the defaults. Example::
     image: null                 # image tasks: preprocessing (ImageConfig below)
     output_name: null           # which ONNX output to use (default: by task, see below)
     batching: {max_batch_size: 32, max_queue_delay_ms: 2, max_batch_tokens: 1024,
-               max_queue_size: 256, max_concurrent_batches: 1}
+               max_batch_ms: 100, max_queue_size: 256, max_concurrent_batches: 1}
     cache_ttl_seconds: 3600     # Cache-Control max-age on inference responses
+    cache_scope: subject        # subject | shared: who the edge may answer from its cache
     inputs: null                # tensor: optional declared inputs, else read from the graph
     outputs: null
     onnx: {intra_op_threads: null, inter_op_threads: 1, graph_optimization: all,
@@ -108,8 +109,21 @@ class BatchingConfig(_Strict):
         description="Batches of this version running at once (2 overlaps one batch's "
         "inference with the next one's arrival; each batch already uses every core).",
     )
+    max_batch_ms: float = Field(
+        100.0,
+        ge=1,
+        le=60_000,
+        description="Most work one batch may hold, in milliseconds at the time per token (per "
+        "item, for models that do not pad) learned from the batches that ran: a caller that "
+        "starts waiting behind another's flood waits about this long. 100 ms holds MiniLM's "
+        "fastest batches on 2 cores (32 short or 4 long inputs; see the models guide).",
+    )
     max_queue_size: int = Field(
-        256, ge=1, description="Inputs waiting at most; beyond it requests get 429 + Retry-After."
+        256,
+        ge=1,
+        description="Inputs waiting at most; beyond it requests get 429 + Retry-After, but a "
+        "subject holding less than its fair share (this / subjects waiting) is still admitted, "
+        "up to twice this in all.",
     )
 
 
@@ -268,6 +282,12 @@ class ModelConfig(_Strict):
     )
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     cache_ttl_seconds: int = Field(3600, ge=0, description="Cache-Control max-age.")
+    cache_scope: Literal["shared", "subject"] = Field(
+        "subject",
+        description="Who may be answered from the edge's cache: `subject` (each caller only "
+        "from its own earlier requests; no hit or Age reveals another's) or `shared` (anyone "
+        "sending the same input: more hits, but a hit tells that someone sent it, and when).",
+    )
     inputs: list[TensorSpec] | None = Field(None, description="Tensor: declared inputs.")
     outputs: list[TensorSpec] | None = Field(None, description="Tensor: declared outputs.")
     onnx: OnnxConfig = Field(default_factory=OnnxConfig)

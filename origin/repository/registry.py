@@ -36,6 +36,9 @@ log = logging.getLogger("origin.registry")
 
 State = Literal["loading", "ready", "failed", "unloaded"]
 STATES: tuple[State, ...] = ("loading", "ready", "failed", "unloaded")
+# On every inference answer: model.yaml's cache_scope, telling the edge whose requests it may
+# answer from that cached answer (`subject`: the same caller's only; `shared`: anyone's).
+CACHE_SCOPE_HEADER = "X-Outpost-Cache-Scope"
 
 
 class ServedVersion:
@@ -53,6 +56,7 @@ class ServedVersion:
             "X-Model-Name": self.name,
             "X-Model-Version": str(self.version),
             "Cache-Control": self.cache_control,
+            CACHE_SCOPE_HEADER: loaded.config.cache_scope,
         }
 
 
@@ -141,6 +145,7 @@ class ModelRegistry:
                 "task": e.config.task if e.config else None,
                 "description": e.config.description if e.config else "",
                 "version_policy": e.config.version_policy if e.config else None,
+                "cache_scope": self._cache_scope(e),
                 "served_version": e.current.version if e.current else None,
                 "created": self._created(e),
                 "status": "ready" if e.current else ("failed" if self._failed(e) else "loading"),
@@ -160,6 +165,13 @@ class ModelRegistry:
             return int((e.path / CONFIG_FILE).stat().st_mtime)
         except OSError:
             return 0
+
+    @staticmethod
+    def _cache_scope(e: ModelEntry) -> str | None:
+        """The served version's scope (a version's own model.yaml may set it), else the model's."""
+        if e.current is not None:
+            return e.current.config.cache_scope
+        return e.config.cache_scope if e.config else None
 
     @staticmethod
     def _failed(e: ModelEntry) -> bool:

@@ -170,10 +170,10 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
     missing = "*Not yet measured* (no `bench/results/"  # the quantization table reads models/
     text = hooks.generators.benchmarks_reference()
-    assert text.count(missing) == 6  # origin, edge, peers, OIP transports, tracing, soak
+    assert text.count(missing) == 7  # origin, edge, peers, OIP transports, tracing, fairness, soak
     (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 12345, "errors": 0}')
     text = hooks.generators.benchmarks_reference()
-    assert "12345" in text and text.count(missing) == 5
+    assert "12345" in text and text.count(missing) == 6
     cell = {"rps": 100.0, "p50_ms": 1.5, "p99_ms": 9.0, "errors": 0}
     transports = {
         "results": {"iris": {"32": {"http_json": cell, "http_binary": cell, "grpc": cell}}},
@@ -181,7 +181,53 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     }
     (tmp_path / "transports.json").write_text(json.dumps(transports))
     text = hooks.generators.benchmarks_reference()
-    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 4
+    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 5
+
+
+def test_fairness_results_show_the_victims_p99_against_its_bound(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hooks = _load_hooks()
+    monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
+    victim = {"requests": 500, "errors": 0, "p50_ms": 12.0, "p99_ms": 20.0}
+    batches = {"batches": 90, "mean_size": 3.5, "mean_ms": 60.0, "share_over_100_ms": 0.01}
+    row = {
+        "batch": 1,
+        "padded_tokens": 16,
+        "batch_ms": 5.0,
+        "us_per_token": 300,
+        "inputs_per_s": 200,
+    }
+    result = {
+        "model": "minilm",
+        "version": 1,
+        "when": "2026-12-06T10:00:00Z",
+        "machine": {"cpus": 2},
+        "batching": {"max_batch_ms": 100.0, "max_batch_size": 32, "max_batch_tokens": 1024},
+        "seconds_per_phase": 30,
+        "engine": {"short": [row], "long": [{**row, "batch_ms": 45.0}]},
+        "engine_within_max_batch_ms": {"short": {"batch": 1, "share_of_best_throughput": 1.0}},
+        "phases": {
+            "idle": {"victim": victim, "batches": batches},
+            "flood": {
+                "victim": {**victim, "p99_ms": 95.5},
+                "batches": batches,
+                "flooder": {"clients": 2, "inputs_per_request": 128, "inputs_per_s": 45.0},
+            },
+        },
+        "bound_ms": 120.0,
+        "ratios": {"flood_p99_over_bound": 0.796, "one_queue_p99_over_flood_p99": 60.0},
+        "targets": {"victim_p99_within_idle_p99_plus_max_batch_ms": True},
+    }
+    (tmp_path / "fairness.json").write_text(json.dumps(result))
+    text = hooks.generators.benchmarks_reference()
+    assert "| flood: another subject floods (subjects apart) | 500 | 12.0 | 95.5 | 45.0 |" in text
+    assert "| victim p99 under the flood <= idle p99 + max_batch_ms | met |" in text
+    assert "**120.0 ms**" in text and "| 1 | 5.0 | 300 | 200 | 45.0 |" in text
+    result["targets"]["victim_p99_twice_as_good"] = False
+    (tmp_path / "fairness.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="no label for 'victim_p99_twice_as_good'"):
+        hooks.generators.benchmarks_reference()
 
 
 def test_benchmark_tables_label_every_result_and_show_no_raw_key(

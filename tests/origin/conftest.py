@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from origin.repository.config import BatchingConfig
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +155,9 @@ def served_dir(tiny_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         },
     )
     install_version(tiny_src / "cls", 1, root / "cls-top2", 1)
+    (root / "emb-shared").mkdir()  # answers anyone's repeat from the edge's cache
+    write_yaml(root / "emb-shared" / "model.yaml", {**base, "cache_scope": "shared"})
+    install_version(tiny_src / "emb", 1, root / "emb-shared", 1)
     (root / "emb-mrl").mkdir()  # Matryoshka: `dimensions` may cut its 32 values to 16 or 8
     write_yaml(root / "emb-mrl" / "model.yaml", {**base, "matryoshka_dimensions": [16, 8]})
     install_version(tiny_src / "emb", 1, root / "emb-mrl", 1)
@@ -179,3 +184,23 @@ def origin(served_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def client(origin: OriginProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=origin.url, timeout=30) as c:
         yield c
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    """The thread pool in-process batcher tests run their batches in."""
+    with ThreadPoolExecutor(2) as ex:
+        yield ex
+
+
+def batching(**kw: object) -> BatchingConfig:
+    """Limits for in-process batcher tests: no queue delay, max_batch_ms out of the way (a batch
+    a test holds would look slow), the rest as given."""
+    base = {
+        "max_batch_size": 4,
+        "max_queue_delay_ms": 0,
+        "max_batch_tokens": 1000,
+        "max_batch_ms": 60_000,
+        "max_queue_size": 100,
+    }
+    return BatchingConfig(**{**base, **kw})  # type: ignore[arg-type]

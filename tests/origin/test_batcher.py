@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
 from origin.engine.batcher import Batcher, QueueFull
-from origin.repository.config import BatchingConfig
+from tests.origin.conftest import batching
 
 
 @dataclass(frozen=True)
@@ -33,25 +32,9 @@ class Recorder:
         return [i.value * 10 for i in items]
 
 
-@pytest.fixture
-def executor():
-    with ThreadPoolExecutor(2) as ex:
-        yield ex
-
-
-def cfg(**kw) -> BatchingConfig:
-    base = {
-        "max_batch_size": 4,
-        "max_queue_delay_ms": 0,
-        "max_batch_tokens": 1000,
-        "max_queue_size": 100,
-    }
-    return BatchingConfig(**{**base, **kw})
-
-
 async def test_lone_item_runs_alone_and_gets_its_result(executor):
     rec = Recorder()
-    b = Batcher(rec, cfg(max_queue_delay_ms=500), executor)
+    b = Batcher(rec, batching(max_queue_delay_ms=500), executor)
     loop = asyncio.get_running_loop()
     start = loop.time()
     assert await b.submit([Item(7)]) == [70]
@@ -63,7 +46,7 @@ async def test_lone_item_runs_alone_and_gets_its_result(executor):
 async def test_waiting_items_are_coalesced_up_to_max_batch_size(executor):
     rec = Recorder()
     rec.gate.clear()
-    b = Batcher(rec, cfg(), executor)
+    b = Batcher(rec, batching(), executor)
     first = asyncio.create_task(b.submit([Item(0)]))
     await asyncio.sleep(0.05)  # item 0 is running (held); the rest queue up
     rest = [asyncio.create_task(b.submit([Item(i)])) for i in range(1, 10)]
@@ -80,7 +63,7 @@ async def test_waiting_items_are_coalesced_up_to_max_batch_size(executor):
 async def test_padded_token_budget_and_length_grouping(executor):
     rec = Recorder()
     rec.gate.clear()
-    b = Batcher(rec, cfg(max_batch_size=8, max_batch_tokens=40), executor)
+    b = Batcher(rec, batching(max_batch_size=8, max_batch_tokens=40), executor)
     first = asyncio.create_task(b.submit([Item(0, 5)]))
     await asyncio.sleep(0.05)
     # lengths alternate short/long; the oldest (short) item should be grouped with short ones
@@ -98,7 +81,7 @@ async def test_padded_token_budget_and_length_grouping(executor):
 async def test_full_queue_raises_queue_full_with_retry_after(executor):
     rec = Recorder()
     rec.gate.clear()
-    b = Batcher(rec, cfg(max_queue_size=3, max_batch_size=1), executor)
+    b = Batcher(rec, batching(max_queue_size=3, max_batch_size=1), executor)
     running = asyncio.create_task(b.submit([Item(0)]))
     await asyncio.sleep(0.05)
     queued = asyncio.create_task(b.submit([Item(1), Item(2)]))
@@ -115,7 +98,7 @@ async def test_full_queue_raises_queue_full_with_retry_after(executor):
 async def test_close_drains_queued_items(executor):
     rec = Recorder()
     rec.gate.clear()
-    b = Batcher(rec, cfg(max_batch_size=2), executor)
+    b = Batcher(rec, batching(max_batch_size=2), executor)
     tasks = [asyncio.create_task(b.submit([Item(i)])) for i in range(5)]
     await asyncio.sleep(0.05)
     closing = asyncio.create_task(b.close())
@@ -133,7 +116,7 @@ async def test_a_failing_batch_fails_only_its_items(executor):
             raise RuntimeError("boom")
         return [i.value for i in items]
 
-    b = Batcher(run, cfg(max_batch_size=1), executor)
+    b = Batcher(run, batching(max_batch_size=1), executor)
     with pytest.raises(RuntimeError):
         await b.submit([Item(-1)])
     assert await b.submit([Item(3)]) == [3]

@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -162,7 +163,10 @@ def test_any_token_string_is_refused_with_an_auth_error_only(
 
 # -- config validation --------------------------------------------------------------------------
 config_values = json_values | st.sampled_from(
-    ["embeddings", "tensor", "text-classification", "latest", "pinned", "reject", "mean", -1, 0]
+    [
+        *("embeddings", "tensor", "text-classification", "latest", "pinned", "reject", "mean"),
+        *("shared", "subject", -1, 0),
+    ]
 )
 model_config_dicts = st.dictionaries(
     st.sampled_from(
@@ -178,6 +182,7 @@ model_config_dicts = st.dictionaries(
             "top_k",
             "batching",
             "cache_ttl_seconds",
+            "cache_scope",
             "inputs",
             "onnx",
             "bogus",
@@ -253,18 +258,152 @@ def test_batcher_gives_every_request_exactly_its_own_results_in_order(
         max_batch_tokens=max(costs * max_batch, 64),
         max_queue_size=1000,
     )
+    results = run_concurrently(config, [(None, [costs] * n) for n in sizes])
+    assert results == [[(o, i) for i in range(n)] for o, n in enumerate(sizes)]
+
+
+def run_concurrently(
+    config: BatchingConfig, requests: list[tuple[str | None, list[int]]]
+) -> list[list[tuple[int, int]]]:
+    """Submit every request (subject, item costs) at once; each one's results."""
 
     async def scenario() -> list[list[tuple[int, int]]]:
         with ThreadPoolExecutor(2) as ex:
             batcher = Batcher(run_batch, config, ex)
             try:
                 reqs = [
-                    batcher.submit([Item(o, i, costs) for i in range(n)])
-                    for o, n in enumerate(sizes)
+                    batcher.submit([Item(o, i, c) for i, c in enumerate(costs)], subject)
+                    for o, (subject, costs) in enumerate(requests)
                 ]
                 return await asyncio.gather(*reqs)
             finally:
                 await batcher.close()
 
-    results = asyncio.run(scenario())
-    assert results == [[(o, i) for i in range(n)] for o, n in enumerate(sizes)]
+    return asyncio.run(scenario())
+
+
+SUBJECTS = st.sampled_from([None, "sub:a", "sub:b", "ip:10.0.0.1"])
+
+
+@PROPS
+@given(
+    requests=st.lists(
+        st.tuples(SUBJECTS, st.lists(st.integers(1, 300), min_size=1, max_size=9)),
+        min_size=1,
+        max_size=20,
+    ),
+    max_batch=st.integers(1, 8),
+    budget=st.integers(1, 2048),
+)
+def test_batcher_gives_every_subject_exactly_its_own_results_in_order(
+    requests: list[tuple[str | None, list[int]]], max_batch: int, budget: int
+) -> None:
+    """Any mix of subjects and lengths, any budget (an item over it runs alone)."""
+    config = BatchingConfig(
+        max_batch_size=max_batch,
+        max_queue_delay_ms=1,
+        max_batch_tokens=budget,
+        max_queue_size=1000,
+    )
+    results = run_concurrently(config, requests)
+    assert results == [[(o, i) for i in range(len(c))] for o, (_, c) in enumerate(requests)]
+
+
+class HeldEngine:
+    """run_batch recording each batch's owners; the first batch waits for `gate`."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, items: list[Item]) -> list[tuple[int, int]]:
+        self.started.set()
+        self.gate.wait(10)
+        self.batches.append([it.owner for it in items])
+        return run_batch(items)
+
+
+def run_behind_a_held_batch(
+    config: BatchingConfig, backlog: list[tuple[str, list[int]]], held_by: str = "held"
+) -> list[list[int]]:
+    """One item of `held_by` runs (held) while `backlog`'s requests (subject, costs) queue up
+    in order; returns the owners (backlog index, -1 for the held item) of each batch."""
+
+    async def scenario() -> list[list[int]]:
+        engine = HeldEngine()
+        with ThreadPoolExecutor(2) as ex:
+            batcher = Batcher(engine, config, ex)
+            try:
+                held = asyncio.create_task(batcher.submit([Item(-1, 0, 1)], held_by))
+                await asyncio.to_thread(engine.started.wait, 5)
+                reqs = []
+                for o, (subject, costs) in enumerate(backlog):
+                    reqs.append(
+                        asyncio.create_task(
+                            batcher.submit([Item(o, i, c) for i, c in enumerate(costs)], subject)
+                        )
+                    )
+                    await asyncio.sleep(0)
+                engine.gate.set()
+                await asyncio.gather(held, *reqs)
+            finally:
+                await batcher.close()
+        return engine.batches
+
+    return asyncio.run(scenario())
+
+
+def held_config(max_batch: int) -> BatchingConfig:
+    return BatchingConfig(
+        max_batch_size=max_batch,
+        max_queue_delay_ms=0,
+        max_batch_tokens=4096,
+        max_batch_ms=60_000,  # the held batch would look slow
+        max_queue_size=10_000,
+    )
+
+
+@PROPS
+@given(
+    flood=st.lists(st.lists(st.integers(1, 256), min_size=1, max_size=64), min_size=1, max_size=4),
+    newcomer=st.integers(1, 256),
+    max_batch=st.integers(1, 32),
+)
+def test_a_newcomer_behind_a_flood_is_in_the_next_batch(
+    flood: list[list[int]], newcomer: int, max_batch: int
+) -> None:
+    """Whatever a subject that is being served has queued (any lengths), another subject's
+    request that arrives behind it runs in the batch after the one running."""
+    backlog = [("flood", costs) for costs in flood] + [("newcomer", [newcomer])]
+    batches = run_behind_a_held_batch(held_config(max_batch), backlog, held_by="flood")
+    assert len(flood) in batches[1], batches[:3]
+
+
+@PROPS
+@given(
+    backlogs=st.lists(
+        st.lists(st.integers(1, 256), min_size=1, max_size=40), min_size=1, max_size=6
+    ),
+    max_batch=st.integers(1, 32),
+)
+def test_no_subject_waits_for_more_than_one_turn_of_the_others(
+    backlogs: list[list[int]], max_batch: int
+) -> None:
+    """Subjects that queue up together each get an item into one of the next (subjects)
+    batches, however long the others' backlogs are."""
+    backlog = [(f"sub:{o}", costs) for o, costs in enumerate(backlogs)]
+    batches = run_behind_a_held_batch(held_config(max_batch), backlog)
+    for o in range(len(backlogs)):
+        first = next(i for i, owners in enumerate(batches) if o in owners)
+        assert first <= len(backlogs), (o, batches[: len(backlogs) + 1])
+
+
+@PROPS
+@given(costs=st.lists(st.integers(1, 16), min_size=1, max_size=120), max_batch=st.integers(1, 32))
+def test_a_lone_subject_fills_whole_batches(costs: list[int], max_batch: int) -> None:
+    """One subject's backlog of short inputs runs in full batches (the last may be partial)."""
+    batches = run_behind_a_held_batch(held_config(max_batch), [("alone", costs)])
+    sizes = [len(b) for b in batches[1:]]
+    assert all(size == max_batch for size in sizes[:-1]), sizes
+    assert sum(sizes) == len(costs)
