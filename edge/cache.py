@@ -61,6 +61,15 @@ def parse_cache_control(value: str | None) -> dict[str, str | None]:
     return out
 
 
+def make_private(value: str | None) -> str:
+    """`value` for a response only its own caller may reuse: `public` becomes `private`, the
+    rest (max-age, stale-if-error) kept, so no shared cache downstream stores one subject's
+    answer for another."""
+    parts = [p.strip() for p in (value or "").split(",") if p.strip()]
+    kept = [p for p in parts if p.split("=", 1)[0].strip().lower() not in ("public", "private")]
+    return ", ".join(["private", *kept])
+
+
 def canonical_json(obj: Any) -> bytes:
     """One byte string per JSON value, whatever the key order or whitespace of the request.
     A string may hold a lone surrogate (`"\\ud800"` is valid JSON, not valid Unicode): it keys

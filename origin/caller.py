@@ -240,19 +240,21 @@ class CallerVerifier:
         )
 
     # -- gRPC (origin.grpc.checks) -------------------------------------------------------------
-    async def check_call(self, info: CallInfo) -> None:
-        """The same check on a gRPC call (`POST /package.Service/Method`, as on the wire);
-        raises a 401 Problem, answered UNAUTHENTICATED, when a proof is required and fails."""
+    async def check_call(self, info: CallInfo) -> str | None:
+        """The same check on a gRPC call (`POST /package.Service/Method`, as on the wire): the
+        proven subject, or None; raises a 401 Problem, answered UNAUTHENTICATED, when a proof
+        is required and fails."""
         if info.method.startswith(EXEMPT_GRPC_PREFIX):
-            return
+            return None
         value, rid = info.metadata.get(HEADER), info.metadata.get("x-request-id", "")
         if value is None and not self.required:
-            return
+            return None
         try:
-            self.verify(_bytes(value), "POST", info.method.encode(), _bytes(rid) or b"")
+            return self.verify(_bytes(value), "POST", info.method.encode(), _bytes(rid) or b"")
         except CallerRefused as refused:
             if self.required:
                 raise self.problem(refused) from None
+            return None
 
 
 def _bytes(value: str | bytes | None) -> bytes | None:

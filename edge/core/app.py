@@ -16,7 +16,14 @@ import logging
 from edge.auth.attestation import AttestationVerifier
 from edge.auth.bearer import Authenticator, AuthError, Principal, credentials
 from edge.auth.dpop import DpopError, DpopVerifier, request_url
-from edge.cache import CachedResponse, CacheKey, EdgeCache, with_owner, with_version
+from edge.cache import (
+    CachedResponse,
+    CacheKey,
+    EdgeCache,
+    make_private,
+    with_owner,
+    with_version,
+)
 from edge.config import EdgeConfig
 from edge.core.endpoints import Endpoints
 from edge.core.finish import Compressor, Cors, conditional, stamp
@@ -349,16 +356,23 @@ class EdgeApp:
                 self.pool.versions.learn(plan.pool, served_name, served_version)
         if up.status == 200 and scope is not None:
             self.pool.versions.learn_scope(plan.pool, plan.model, scope)
+        private = scope != "shared"
         if up.status == 200 and plan.store:
             entry = self.cache.entry_for(up.status, up.headers, up.body)
             if entry is not None:
                 if not pinned and served_version:
                     key = with_version(key, served_version)
-                key = with_owner(key, "" if scope == "shared" else plan.subject)
+                key = with_owner(key, "" if not private else plan.subject)
+                if private:
+                    entry.headers["cache-control"] = make_private(
+                        entry.headers.get("cache-control")
+                    )
                 self.cache.put(key, entry)
                 if self.platform.cache_tier2 is not None:
                     self.platform.spawn(self.cache.put_tier2(key, entry))
         plan.cache_state = state
         resp = from_upstream(up)
         resp.headers["x-cache"] = state
+        if up.status == 200 and private and "cache-control" in resp.headers:
+            resp.headers["cache-control"] = make_private(resp.headers["cache-control"])
         return resp

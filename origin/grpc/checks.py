@@ -2,7 +2,9 @@
 
 A check is any async callable taking a `CallInfo` (the full method name and the call's metadata)
 that raises a `Problem` to refuse the call; the problem is answered with its gRPC status (see
-`origin.grpc.status`), before the servicer runs. Pass checks to `create_app(call_checks=...)`;
+`origin.grpc.status`), before the servicer runs. A check may return the subject the call proved
+it comes for: unary handlers then run with it in `origin.caller.caller_subject` (fair
+scheduling), as HTTP requests do. Pass checks to `create_app(call_checks=...)`;
 they run, in order, on every call of every service on the port, health included (a check that
 should let health probes through tests `info.method`).
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from origin.caller import caller_subject
 from origin.grpc.status import problem_metadata, status_code
 from origin.problems import Problem
 
@@ -28,7 +31,7 @@ class CallInfo:
     metadata: Mapping[str, str | bytes]
 
 
-CallCheck = Callable[[CallInfo], Awaitable[None]]
+CallCheck = Callable[[CallInfo], Awaitable[str | None]]
 
 
 class CheckInterceptor(grpc.aio.ServerInterceptor):
@@ -44,12 +47,34 @@ class CheckInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         metadata = {k.lower(): v for k, v in handler_call_details.invocation_metadata or ()}
         info = CallInfo(handler_call_details.method, metadata)  # type: ignore[arg-type]
+        subject = None
         try:
             for check in self._checks:
-                await check(info)
+                subject = await check(info) or subject
         except Problem as problem:
             return _refusal(problem, str(metadata.get("x-request-id", "")))
-        return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        if subject is None or handler is None or handler.unary_unary is None:
+            return handler
+        return _with_subject(handler, subject)
+
+
+def _with_subject(handler: grpc.RpcMethodHandler, subject: str) -> grpc.RpcMethodHandler:
+    """`handler` (unary) run with `subject` bound to `caller_subject` in its own context."""
+    inner = handler.unary_unary
+
+    async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = caller_subject.set(subject)
+        try:
+            return await inner(request, context)
+        finally:
+            caller_subject.reset(token)
+
+    return grpc.unary_unary_rpc_method_handler(
+        run,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def _refusal(problem: Problem, request_id: str) -> grpc.RpcMethodHandler:

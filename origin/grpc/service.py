@@ -25,6 +25,7 @@ from origin.api.common import parse_version
 from origin.api.health import health_summary
 from origin.api.oip_binary import check_datatype, decode_raw, element_count, encode_raw, malformed
 from origin.api.oip_core import InferCall, InputTensor
+from origin.caller import caller_subject
 from origin.grpc import protocol as pb
 from origin.grpc.status import problem_metadata, status_code
 from origin.problems import Problem
@@ -206,7 +207,7 @@ class InferenceService:
         )
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        call = infer_call(request)
+        call = infer_call(request, caller_subject.get())
         outcome = await oip_core.infer(self.state, call)
         served = outcome.served
         response = pb.ModelInferResponse(

@@ -161,6 +161,9 @@ async def test_a_subject_scoped_answer_is_never_a_hit_for_another_subject(
     assert mine.headers["x-cache"] == "HIT"
     assert int(mine.headers["age"]) >= 30
     assert len(edge.origin.inference_calls()) == 2
+    # ...and no shared cache downstream (a proxy, a CDN) may store it for someone else.
+    for resp in (theirs, mine):
+        assert resp.headers["cache-control"] == "private, max-age=3600"
 
 
 async def test_an_origin_that_says_nothing_of_scope_gets_per_subject_caching(
@@ -189,6 +192,9 @@ async def test_a_shared_model_answers_every_subject_from_one_entry(
     theirs = await edge.embed(other_token, "public sentence")
     assert theirs.headers["x-cache"] == "HIT"
     assert theirs.json() == first.json()
+    assert theirs.headers["cache-control"] == first.headers["cache-control"] == (
+        "public, max-age=3600"
+    )
     assert len(edge.origin.inference_calls()) == 1
 
 

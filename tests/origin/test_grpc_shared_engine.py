@@ -26,12 +26,16 @@ from tests.conftest import ServedApp, free_port
 from tests.origin.conftest import install_version
 
 
-async def edge_proof(info: CallInfo) -> None:
-    """A stand-in for issue 25's check: health probes pass, other calls need a metadata value."""
+async def edge_proof(info: CallInfo) -> str | None:
+    """A stand-in for the caller proof's check (origin.caller, tested with real proofs in
+    tests/origin/test_caller_proof.py): health probes pass, other calls need a metadata value,
+    and `x-edge-subject` is the subject the call proves."""
     if info.method.startswith("/grpc.health.v1.Health/"):
-        return
+        return None
     if info.metadata.get("x-edge-proof") != "letmein":
         raise Problem(401, "unauthorized", "this origin only takes calls from the edge")
+    subject = info.metadata.get("x-edge-subject")
+    return subject if isinstance(subject, str) else None
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +137,29 @@ def test_a_busy_grpc_port_makes_the_origin_unready_with_the_reason(tmp_path: Pat
             health = httpx.get(server.url + "/healthz").json()
     assert health["ready"] is False
     assert any(f"cannot listen for gRPC on 127.0.0.1:{port}" in d for d in health["degraded"])
+
+
+def test_a_grpc_call_is_batched_as_the_subject_its_check_proved(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fair scheduling holds for gRPC callers too: the subject a call check returns reaches the
+    batcher, as the HTTP middleware's does."""
+    batcher = served.app.state.registry.resolve("emb").batcher
+    seen: list[str | None] = []
+    submit = batcher.submit
+
+    async def recording(items: Any, subject: str | None = None) -> Any:
+        seen.append(subject)
+        return await submit(items, subject)
+
+    monkeypatch.setattr(batcher, "submit", recording)
+    client = grpcclient.InferenceServerClient(served.grpc_target)
+    inp = grpcclient.InferInput("text", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([b"whose call is this"], dtype=object))
+    for headers in (
+        {"x-edge-proof": "letmein", "x-edge-subject": "sub:grpc-user"},
+        {"x-edge-proof": "letmein"},
+    ):
+        client.infer("emb", [inp], headers=headers)
+    client.close()
+    assert seen == ["sub:grpc-user", None]
