@@ -192,8 +192,10 @@ async def test_a_shared_model_answers_every_subject_from_one_entry(
     theirs = await edge.embed(other_token, "public sentence")
     assert theirs.headers["x-cache"] == "HIT"
     assert theirs.json() == first.json()
-    assert theirs.headers["cache-control"] == first.headers["cache-control"] == (
-        "public, max-age=3600"
+    assert (
+        theirs.headers["cache-control"]
+        == first.headers["cache-control"]
+        == ("public, max-age=3600")
     )
     assert len(edge.origin.inference_calls()) == 1
 
