@@ -56,7 +56,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorStack]:
     build_tiny_embeddings(root / "models" / "emb", version=1, seed=0)
     buf = io.StringIO()
     sup = Supervisor(Console(file=buf, width=240, color_system=None))
-    ports = {name: free_port() for name in ("origin", "edge", "prometheus", "receiver")}
+    ports = {
+        name: free_port() for name in ("origin", "edge", "edge_admin", "prometheus", "receiver")
+    }
     host = "127.0.0.1"
     receiver = f"http://{host}:{ports['receiver']}"
     origin = f"http://{host}:{ports['origin']}"
@@ -89,7 +91,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorStack]:
         sup.wait_healthy(child, timeout=120)
         child = sup.start(
             "edge",
-            [sys.executable, "-m", "edge", "--port", str(ports["edge"]), "--origin", origin],
+            [
+                *(sys.executable, "-m", "edge", "--port", str(ports["edge"]), "--origin", origin),
+                *("--admin-port", str(ports["edge_admin"])),  # /metrics is served there only
+            ],
             env={"OUTPOST_EDGE_HEALTH_INTERVAL_SECONDS": str(HEALTH_INTERVAL)},
             health_url=edge + "/healthz",
             cwd=str(ROOT),
@@ -100,7 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorStack]:
             host,
             ports["prometheus"],
             [f"{host}:{ports['origin']}"],
-            [f"{host}:{ports['edge']}"],
+            [f"{host}:{ports['edge_admin']}"],
         )
         config = root / "monitoring" / "prometheus.yml"
         config.write_text(config.read_text().replace("5s", "1s"))  # scrape every second here
