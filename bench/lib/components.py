@@ -40,16 +40,19 @@ def edge_argv(port: int, origin_url: str, python: Path | str = sys.executable) -
 
 
 def edge_env(issuer_url: str, jwks_url: str, **settings: Any) -> dict[str, str]:
-    """`OUTPOST_EDGE_*` variables: trust one token issuer (audience `outpost`), rate limits out
-    of the way, plus `settings` (name -> value; JSON-encoded unless a string)."""
+    """`OUTPOST_EDGE_*` variables: trust one token issuer (audience `outpost`), rate and work
+    limits out of the way (one subject sends the whole load), plus `settings` (name -> value;
+    JSON-encoded unless a string; None leaves the setting out, e.g. for an older edge)."""
     values: Mapping[str, Any] = {
         "issuers": [{"issuer": issuer_url, "jwks_url": jwks_url, "audience": "outpost"}],
         "rate_limits": {"inference": UNLIMITED, "default": UNLIMITED},
+        "work_limits": {"inference": UNLIMITED, "images": UNLIMITED},
         **settings,
     }
     return {
         "OUTPOST_EDGE_" + name.upper(): value if isinstance(value, str) else json.dumps(value)
         for name, value in values.items()
+        if value is not None
     }
 
 

@@ -100,7 +100,12 @@ def specs(base: Path, redis_url: str) -> dict[str, servers.ServerSpec]:
     origin = servers.by_name(run.ORIGIN_SETTINGS)["outpost-fp32"]
     redis = {"quota_store": "redis", "quota_redis_url": redis_url, **QUOTAS_ON}
     edges = [
-        servers.edge_spec(name="edge-base", label=f"edge at {BASE_REF}", checkout=base),
+        servers.edge_spec(  # an edge of then knows no work limits
+            name="edge-base",
+            label=f"edge at {BASE_REF}",
+            settings={"work_limits": None},
+            checkout=base,
+        ),
         servers.edge_spec(
             name="edge-quotas-off", label="edge, request buckets only", settings={"work_limits": {}}
         ),
