@@ -98,20 +98,26 @@ def _depth(value: Any, level: int = 1) -> None:
             _depth(item, level + 1)
 
 
+# One decoder for every call: `json.loads` with hooks builds a new one each time (a DPoP proof
+# is parsed on every request).
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite
+)
+
+
 def json_object(data: bytes) -> dict[str, Any]:
     """A UTF-8 JSON object, strictly (see the module docstring)."""
     try:
         text = data.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite
-        )
+        value = _DECODER.decode(text)
     except JoseError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise JoseError("not a JSON object") from None
     if not isinstance(value, dict):
         raise JoseError("not a JSON object")
-    _depth(value)
+    if text.count("{") + text.count("[") > MAX_DEPTH:  # fewer brackets cannot nest deeper
+        _depth(value)
     return value
 
 
