@@ -950,6 +950,226 @@ def _edge(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+_EDGE_FEATURE_SERVERS = {
+    "outpost-fp32": "the origin alone",
+    "edge-base": "an edge of {base} (before this wave) in front of it",
+    "edge-quotas-off": "today's edge, request buckets only",
+    "edge-nocache": "today's edge, work quotas in memory",
+    "edge-quotas-redis": "today's edge, work quotas in Redis",
+}
+_EDGE_FEATURE_RATIOS = {
+    "quotas_on_vs_off": "work quotas (memory) / request buckets only",
+    "quotas_redis_vs_memory": "quotas in Redis / quotas in memory",
+    "edge_vs_base_edge": "today's edge / the earlier edge",
+    "edge_vs_origin": "today's edge / the origin alone",
+    "base_edge_vs_origin": "the earlier edge / the origin alone",
+}
+
+
+def _edge_features(data: dict[str, Any]) -> str:
+    """Per server: throughput, p99 and the edge's CPU per request; ratios of paired windows."""
+    import statistics
+
+    rows = []
+    for name, windows in data.get("windows", {}).items():
+        label = _label(_EDGE_FEATURE_SERVERS, name, "edge-features.json servers")
+        cpu = [
+            w["cpu_seconds"].get(name, 0) / w["requests_ok"] * 1e6
+            for w in windows
+            if w.get("requests_ok")
+        ]
+        rows.append(
+            (
+                label.format(base=_code(data.get("base", "?"))),
+                f"{statistics.median(w['req_per_s'] for w in windows):.0f}",
+                f"{statistics.median(w['p99_ms'] for w in windows):.0f}",
+                "-" if name.startswith("outpost") else f"{statistics.median(cpu):.0f}",
+            )
+        )
+    ratios = []
+    for key, found in data.get("throughput_ratios", {}).items():
+        pairs = found.get("per_pair", [])
+        spread = f"{min(pairs):.2f} to {max(pairs):.2f}" if pairs else "-"
+        ratios.append(
+            (
+                _label(_EDGE_FEATURE_RATIOS, key, "edge-features.json ratios"),
+                found.get("median"),
+                spread,
+            )
+        )
+    cell = data.get("cell", {})
+    return (
+        f"{cell.get('concurrency')} clients, {cell.get('input')} inputs, one per request, "
+        f"{cell.get('duration_s')} s windows in alternating order, measured {data.get('date')}. "
+        "The edge's CPU is its own process's, per answered request.\n\n"
+        + table(["server", "req/s (median)", "p99 ms (median)", "edge CPU µs/request"], rows)
+        + "\n"
+        + table(["throughput ratio", "median of pairs", "range"], ratios)
+    )
+
+
+_HOSTILE_CASES = {
+    "idle": "nothing hostile",
+    "huge-header": "one 32 MiB header line",
+    "many-headers": "100 000 tiny headers",
+    "long-target": "a 4 MiB request target",
+    "slow-headers": "a head sent one byte per 50 ms (slowloris)",
+    "slow-body": "a body sent one byte per 50 ms",
+    "oversized-chunked": "an endless chunked body",
+}
+
+
+def _hostile_connections(data: dict[str, Any]) -> str:
+    """Other clients' throughput and p99 while one hostile connection of each kind is open."""
+    import statistics
+
+    ratios = data.get("p99_vs_idle_median", {})
+    rows = []
+    for case, windows in data.get("windows", {}).items():
+        outcomes: dict[str, int] = {}
+        for window in windows:
+            for outcome, count in window.get("hostile_outcomes", {}).items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+        rows.append(
+            (
+                _label(_HOSTILE_CASES, case, "hostile-connections.json cases"),
+                f"{statistics.median(w['requests_per_s'] for w in windows):.0f}",
+                f"{statistics.median(w['p99_ms'] for w in windows):.1f}",
+                "1" if case == "idle" else ratios.get(case, "-"),
+                ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "-",
+            )
+        )
+    return (
+        f"{data.get('clients')} clients with valid tokens against the local edge in front of a "
+        f"constant upstream, {data.get('rounds')} rounds of {data.get('seconds')} s per case in "
+        f"rotating order, measured {_when(data.get('when'))} on "
+        f"{data.get('machine', {}).get('cpus')} CPUs. Target: {data.get('target')}. The hostile "
+        "client runs in its own process on the same two cores, so part of the throughput drop "
+        "is its own CPU.\n\n"
+        + table(
+            [
+                "hostile connection",
+                "others' req/s (median)",
+                "others' p99 ms (median)",
+                "p99 / idle (median)",
+                "what the hostile client got",
+            ],
+            rows,
+        )
+    )
+
+
+_DEVICE_TRUST_CELLS = {
+    "dpop": "a DPoP proof, the whole check (`edge/auth/dpop.py`)",
+    "signature": "its ES256 signature check alone (the platform's)",
+    "openssl": "a bare ECDSA P-256 verify (`cryptography`): the floor",
+    "attestation_cached": "an App Check token checked before",
+    "attestation_first": "an App Check token's first check (RS256)",
+}
+
+
+def _device_trust(data: dict[str, Any]) -> str:
+    """CPU per request of the device-trust checks (medians of interleaved rounds)."""
+    rows = [
+        (_label(_DEVICE_TRUST_CELLS, key, "device_trust.json cells"), value)
+        for key, value in data.get("cpu_us", {}).items()
+    ]
+    target = data.get("dpop_target_us")
+    verdict = "met" if data.get("dpop_within_target") else "not met"
+    return (
+        f"Local platform, {data.get('reps')} requests per round, {data.get('rounds')} rounds, "
+        f"measured {_when(data.get('when'))} on {data.get('machine', {}).get('cpus')} CPUs "
+        f"(`cryptography` {data.get('versions', {}).get('cryptography')}). Target: a proof check "
+        f"within {target} µs of CPU: **{verdict}**; the bare signature check is most of it.\n\n"
+        + table(["check", "CPU µs per request (median)"], rows)
+    )
+
+
+def _caller_proof(data: dict[str, Any]) -> str:
+    """The caller proof's cost per request and, when measured, through a real edge."""
+    micro = data.get("per_request", {})
+    rows = [
+        ("the edge signs a proof (HMAC-SHA256)", micro.get("sign_us")),
+        ("the origin checks it", micro.get("verify_us")),
+        ("checking an EdDSA token instead (the alternative)", micro.get("eddsa_token_verify_us")),
+    ]
+    text = f"Measured {_when(data.get('when'))}.\n\n" + table(["step", "µs per request"], rows)
+    e2e = data.get("through_the_edge")
+    if e2e:
+        low, high = e2e.get("ratio_spread", ["?", "?"])
+        text += (
+            f"\nThrough a real edge to a real origin at {e2e.get('clients')} clients, every "
+            f"request a miss, {len(e2e.get('rounds', []))} rounds of {e2e.get('seconds')} s: "
+            f"throughput with the proof on / off **{e2e.get('ratio_on_over_off_median')}** "
+            f"(median; {low} to {high}).\n"
+        )
+    return text
+
+
+def _long_inputs(data: dict[str, Any]) -> str:
+    """Long inputs in one run: each cell against the engine's limit and against infinity-emb."""
+    import statistics
+
+    windows = data.get("windows", {})
+
+    def served(name: str, cell: str) -> str:
+        found = [
+            w["sentences_per_s"]
+            for w in windows.get(name, [])
+            if f"{w['batch']}x{w['concurrency']}" == cell
+        ]
+        return f"{statistics.median(found):.0f}" if found else "-"
+
+    rows = []
+    for cell, m in data.get("medians", {}).items():
+        batch, clients = cell.split("x")
+        rows.append(
+            (
+                f"{batch} x {clients}",
+                served("outpost-fp32", cell),
+                f"{m.get('share')}x",
+                served("infinity-optimum", cell),
+                f"{m.get('vs_infinity')}x",
+                f"{m.get('p99_vs_infinity')}x",
+                f"{m.get('share_wide')}x",
+            )
+        )
+    limit = data.get("engine_limit", {})
+    target, ahead = data.get("target", {}), data.get("vs_infinity", {})
+    return (
+        f"Measured {data.get('date')}: the origin with its defaults, the origin with the old "
+        "batch token budget (8192) and infinity-emb (optimum, fp32) started once and measured in "
+        f"alternating {data.get('duration_s')} s windows; single inputs of 121-129 tokens. The "
+        f"engine's limit (in-process, best batch, the mean of before and after): "
+        f"**{limit.get('inputs_per_s')} inputs/s** "
+        f"({limit.get('before', {}).get('limit_inputs_per_s')} before, "
+        f"{limit.get('after', {}).get('limit_inputs_per_s')} after: the machine's drift "
+        "during the run).\n\n"
+        + table(
+            [
+                "inputs x clients",
+                "Outpost inputs/s",
+                "share of the limit",
+                "infinity inputs/s",
+                "Outpost / infinity",
+                "p99 Outpost / infinity",
+                "share, old budget",
+            ],
+            rows,
+        )
+        + f"\n{target.get('rule')}: **{'met' if target.get('met') else 'not met'}**. "
+        f"{ahead.get('rule', 'against infinity')}: "
+        f"**{'met' if ahead.get('met') else 'not met'}**.\n"
+    )
+
+
+def long_inputs_reference() -> str:
+    data = _load_result("long-inputs.json")
+    if not data:
+        return _not_measured("long-inputs.json", "./dev bench long-inputs")
+    return _long_inputs(data)
+
+
 # Results rendered on other pages (the peers page, the model guide): named here, not dumped.
 _ELSEWHERE = {
     "edge-floor.json": (
@@ -959,6 +1179,8 @@ _ELSEWHERE = {
     "peers-paired.json": ("side-by-side windows against infinity", "benchmarks-peers.md"),
     "peers-shared-threads.json": ("origin threads when it shares its cores", "models.md"),
     "threads-spin.json": ("onnxruntime threads spinning or sleeping", "models.md"),
+    "vault_storage.json": ("Vault's storage under device registrations", "vault.md"),
+    "long-inputs.json": ("long inputs: the engine's limit, infinity-emb", "benchmarks-peers.md"),
 }
 
 
@@ -1226,20 +1448,42 @@ def benchmarks_reference() -> str:
     out.append("\n### OIP transports (`bench/transports.py`)\n\n")
     data = _load_result("transports.json")
     out.append(
-        _transports(data)
-        if data
-        else _not_measured("transports.json", ".venv/bin/python bench/transports.py")
+        _transports(data) if data else _not_measured("transports.json", "./dev bench transports")
     )
     out.append("\n### Tracing overhead (`bench/tracing_overhead.py`)\n\n")
     data = _load_result("tracing.json")
-    out.append(
-        _tracing(data)
-        if data
-        else _not_measured("tracing.json", ".venv/bin/python bench/tracing_overhead.py")
-    )
+    out.append(_tracing(data) if data else _not_measured("tracing.json", "./dev bench tracing"))
     out.append("\n### Fair scheduling (`bench/fairness.py`)\n\n")
     data = _load_result("fairness.json")
     out.append(_fairness(data) if data else _not_measured("fairness.json", "./dev bench fairness"))
+    out.append("\n### Edge features' cost (`bench/peers/edge_features.py`)\n\n")
+    data = _load_result("edge-features.json")
+    out.append(
+        _edge_features(data)
+        if data
+        else _not_measured("edge-features.json", "./dev bench edge-features")
+    )
+    out.append("\n### Hostile connections (`bench/hostile_connections.py`)\n\n")
+    data = _load_result("hostile-connections.json")
+    out.append(
+        _hostile_connections(data)
+        if data
+        else _not_measured("hostile-connections.json", "./dev bench hostile-connections")
+    )
+    out.append("\n### Device trust (`bench/device_trust_bench.py`)\n\n")
+    data = _load_result("device_trust.json")
+    out.append(
+        _device_trust(data)
+        if data
+        else _not_measured("device_trust.json", "./dev bench device-trust")
+    )
+    out.append("\n### Caller proof (`bench/caller_proof_bench.py`)\n\n")
+    data = _load_result("caller_proof.json")
+    out.append(
+        _caller_proof(data)
+        if data
+        else _not_measured("caller_proof.json", "./dev bench caller-proof --e2e")
+    )
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
@@ -1247,7 +1491,8 @@ def benchmarks_reference() -> str:
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
         *("http_clients.json", "gzip.json", "transports.json", "tracing.json"),
-        "fairness.json",
+        *("fairness.json", "edge-features.json", "hostile-connections.json"),
+        *("device_trust.json", "caller_proof.json"),
     }
     others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
     others = [name for name in others if name not in known]
@@ -1295,6 +1540,7 @@ GENERATORS = {
     "soak": soak_reference,
     "quantization": quantization_table,
     "bench-commands": bench_commands,
+    "long-inputs": long_inputs_reference,
 }
 
 
