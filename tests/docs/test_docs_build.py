@@ -170,10 +170,12 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
     missing = "*Not yet measured* (no `bench/results/"  # the quantization table reads models/
     text = hooks.generators.benchmarks_reference()
-    assert text.count(missing) == 7  # origin, edge, peers, OIP transports, tracing, fairness, soak
+    # origin, edge, peers, OIP transports, tracing, fairness, edge features, hostile
+    # connections, device trust, caller proof, soak
+    assert text.count(missing) == 11
     (tmp_path / "edge_bench.json").write_text('{"edge_cache_hit_rps": 12345, "errors": 0}')
     text = hooks.generators.benchmarks_reference()
-    assert "12345" in text and text.count(missing) == 6
+    assert "12345" in text and text.count(missing) == 10
     cell = {"rps": 100.0, "p50_ms": 1.5, "p99_ms": 9.0, "errors": 0}
     transports = {
         "results": {"iris": {"32": {"http_json": cell, "http_binary": cell, "grpc": cell}}},
@@ -181,7 +183,7 @@ def test_benchmarks_page_says_not_yet_measured_for_missing_results(
     }
     (tmp_path / "transports.json").write_text(json.dumps(transports))
     text = hooks.generators.benchmarks_reference()
-    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 5
+    assert "| `iris` | 32 | 100 | 100 | 100 | 1.0x | 1.0x |" in text and text.count(missing) == 9
 
 
 def test_fairness_results_show_the_victims_p99_against_its_bound(
@@ -255,3 +257,26 @@ def test_every_problem_type_raised_in_code_is_documented(site: Path) -> None:
     assert not undocumented, f"add meaning/retry advice to PROBLEM_ADVICE for: {undocumented}"
     cells = table_cells(site, "operations")
     assert {f"urn:outpost:problem:{slug}" for slug in found} <= cells
+
+
+def test_device_trust_and_long_input_results_state_their_verdicts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hooks = _load_hooks()
+    monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
+    trust = {"cpu_us": {"dpop": 123.4, "openssl": 70.0}, "dpop_target_us": 100.0}
+    (tmp_path / "device_trust.json").write_text(json.dumps(trust))
+    text = hooks.generators.benchmarks_reference()
+    assert "within 100.0 µs of CPU: **not met**" in text and "| 123.4 |" in text
+    window = {"batch": 1, "concurrency": 32, "sentences_per_s": 40.0, "p99_ms": 900.0}
+    long_inputs = {
+        "engine_limit": {"inputs_per_s": 50.0},
+        "medians": {"1x32": {"share": 0.8, "vs_infinity": 1.1, "p99_vs_infinity": 0.9}},
+        "windows": {"outpost-fp32": [window], "infinity-optimum": [{**window, "p99_ms": 1000.0}]},
+        "target": {"rule": "at 32 clients >= 0.95x the engine's limit", "met": False},
+        "vs_infinity": {"rule": "at or ahead of infinity", "met": True},
+    }
+    (tmp_path / "long-inputs.json").write_text(json.dumps(long_inputs))
+    text = hooks.generators.long_inputs_reference()
+    assert "| 1 x 32 | 40 | 0.8x | 40 | 1.1x | 0.9x |" in text
+    assert "limit: **not met**" in text and "infinity: **met**" in text
