@@ -11,7 +11,7 @@ import html
 import json
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1415,16 +1415,57 @@ def quantization_table(models_dir: Path | None = None) -> str:
     )
 
 
+def _measured(title: str, name: str, render: Callable[[dict[str, Any]], str], command: str) -> str:
+    """One benchmark's section: its rendered result, or how to measure it."""
+    data = _load_result(name)
+    return f"\n### {title}\n\n" + (render(data) if data else _not_measured(name, command))
+
+
+# (title, result file, renderer, command) of the sections after the peers', in page order.
+_SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str]] = [
+    ("OIP transports (`bench/transports.py`)", "transports.json", _transports, "transports"),
+    ("Tracing overhead (`bench/tracing_overhead.py`)", "tracing.json", _tracing, "tracing"),
+    ("Fair scheduling (`bench/fairness.py`)", "fairness.json", _fairness, "fairness"),
+    (
+        "Edge features' cost (`bench/peers/edge_features.py`)",
+        "edge-features.json",
+        _edge_features,
+        "edge-features",
+    ),
+    (
+        "Hostile connections (`bench/hostile_connections.py`)",
+        "hostile-connections.json",
+        _hostile_connections,
+        "hostile-connections",
+    ),
+    (
+        "Device trust (`bench/device_trust_bench.py`)",
+        "device_trust.json",
+        _device_trust,
+        "device-trust",
+    ),
+    (
+        "Caller proof (`bench/caller_proof_bench.py`)",
+        "caller_proof.json",
+        _caller_proof,
+        "caller-proof --e2e",
+    ),
+]
+
+
 def benchmarks_reference() -> str:
-    out = ["### Origin throughput and latency (`bench/origin_load.py`)\n\n"]
-    data = _load_result("origin_load.json")
-    out.append(
-        _origin_load(data) if data else _not_measured("origin_load.json", "./dev bench origin")
-    )
-    out.append("\n### Edge overhead (`bench/edge_bench.py`)\n\n")
-    data = _load_result("edge_bench.json")
-    out.append(_edge(data) if data else _not_measured("edge_bench.json", "./dev bench edge"))
-    out.append("\n### Against peers (`bench/peers/`)\n\n")
+    out = [
+        _measured(
+            "Origin throughput and latency (`bench/origin_load.py`)",
+            "origin_load.json",
+            _origin_load,
+            "./dev bench origin",
+        ).lstrip("\n"),
+        _measured(
+            "Edge overhead (`bench/edge_bench.py`)", "edge_bench.json", _edge, "./dev bench edge"
+        ),
+        "\n### Against peers (`bench/peers/`)\n\n",
+    ]
     data = _load_result("peers.json")
     if data:
         out.append(_peers(data))
@@ -1445,54 +1486,16 @@ def benchmarks_reference() -> str:
     if data:
         out.append("\n### Edge gzip (`bench/gzip_bench.py`)\n\n")
         out.append(_gzip_table(data))
-    out.append("\n### OIP transports (`bench/transports.py`)\n\n")
-    data = _load_result("transports.json")
-    out.append(
-        _transports(data) if data else _not_measured("transports.json", "./dev bench transports")
-    )
-    out.append("\n### Tracing overhead (`bench/tracing_overhead.py`)\n\n")
-    data = _load_result("tracing.json")
-    out.append(_tracing(data) if data else _not_measured("tracing.json", "./dev bench tracing"))
-    out.append("\n### Fair scheduling (`bench/fairness.py`)\n\n")
-    data = _load_result("fairness.json")
-    out.append(_fairness(data) if data else _not_measured("fairness.json", "./dev bench fairness"))
-    out.append("\n### Edge features' cost (`bench/peers/edge_features.py`)\n\n")
-    data = _load_result("edge-features.json")
-    out.append(
-        _edge_features(data)
-        if data
-        else _not_measured("edge-features.json", "./dev bench edge-features")
-    )
-    out.append("\n### Hostile connections (`bench/hostile_connections.py`)\n\n")
-    data = _load_result("hostile-connections.json")
-    out.append(
-        _hostile_connections(data)
-        if data
-        else _not_measured("hostile-connections.json", "./dev bench hostile-connections")
-    )
-    out.append("\n### Device trust (`bench/device_trust_bench.py`)\n\n")
-    data = _load_result("device_trust.json")
-    out.append(
-        _device_trust(data)
-        if data
-        else _not_measured("device_trust.json", "./dev bench device-trust")
-    )
-    out.append("\n### Caller proof (`bench/caller_proof_bench.py`)\n\n")
-    data = _load_result("caller_proof.json")
-    out.append(
-        _caller_proof(data)
-        if data
-        else _not_measured("caller_proof.json", "./dev bench caller-proof --e2e")
-    )
+    for title, name, render, command in _SECTIONS:
+        out.append(_measured(title, name, render, f"./dev bench {command}"))
     out.append("\n### Soak (`bench/soak.py`)\n\n")
     out.append(soak_reference())
     out.append("\n### Quantization (model build stamps)\n\n")
     out.append(quantization_table())
     known = {
         *("origin_load.json", "edge_bench.json", "peers.json", "soak.json"),
-        *("http_clients.json", "gzip.json", "transports.json", "tracing.json"),
-        *("fairness.json", "edge-features.json", "hostile-connections.json"),
-        *("device_trust.json", "caller_proof.json"),
+        *("http_clients.json", "gzip.json"),
+        *(name for _, name, _, _ in _SECTIONS),
     }
     others = [p.name for p in sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir()]
     others = [name for name in others if name not in known]
