@@ -44,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib import components, procs, rawhttp, results, subject_origin  # noqa: E402
+from bench.lib import cli, components, procs, rawhttp, results, subject_origin  # noqa: E402
 from bench.lib.stats import percentile  # noqa: E402
 from bench.lib.texts import make_texts  # noqa: E402
 
@@ -248,16 +248,12 @@ async def phase(
 
 # ----------------------------------------------------------------------------- main
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--seconds", type=float, default=30.0, help="victim's time per phase")
-    parser.add_argument("--warmup", type=float, default=3.0, help="flood before the victim")
+    # --seconds: the victim's time per phase; --warmup: the flood before the victim.
+    parser = cli.model_parser(__doc__.split("\n\n")[0], RESULTS, 30.0, ROOT)
     parser.add_argument("--flood-clients", type=int, default=2)
     parser.add_argument("--flood-inputs", type=int, default=128)
     parser.add_argument("--victim-pause-ms", type=float, default=25.0)
     parser.add_argument("--engine-rounds", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON ('-': none)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.models_dir == ROOT / "models":

@@ -16,7 +16,6 @@ bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -193,16 +192,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON ('-': none)")
-    args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from bench.lib import cli
+
+    parser = cli.model_parser(__doc__.split("\n\n")[0], RESULTS, 20.0, ROOT)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
     from origin.tracing import TracingSettings
 
     default_ratio = TracingSettings.model_fields["sample_ratio"].default
