@@ -54,9 +54,13 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 def _drawn_qr(log: str) -> str:
     """The QR code block `outpost up` printed: the run of lines made only of half blocks."""
     lines = log.splitlines()
-    start = next(i for i, line in enumerate(lines) if "From a phone on this network" in line) + 1
+    heading = next(
+        (i for i, line in enumerate(lines) if "From a phone on this network" in line), None
+    )
+    if heading is None:  # not printed yet
+        return ""
     block = []
-    for line in lines[start:]:
+    for line in lines[heading + 1 :]:
         if line and set(line) <= set("█▀▄ "):
             block.append(line)
         else:
@@ -91,9 +95,15 @@ def test_a_phone_on_the_lan_registers_and_embeds_through_the_edge_and_reaches_no
             assert [o["url"] for o in stack["origins"]] == [f"http://127.0.0.1:{origin_port}"]
             assert all(o["grpc"].startswith("127.0.0.1:") for o in stack["origins"])
 
-            # The QR code in the terminal encodes the LAN URL.
+            # The QR code in the terminal encodes the LAN URL (printed just after stack.json is
+            # written: wait for the whole block).
+            want = qr_matrix_from_text(str(qr_text(lan_url)))
+            deadline = time.monotonic() + 30
             drawn = _drawn_qr((state / "up.log").read_text())
-            assert qr_matrix_from_text(drawn) == qr_matrix_from_text(str(qr_text(lan_url)))
+            while qr_matrix_from_text(drawn) != want and time.monotonic() < deadline:
+                time.sleep(0.2)
+                drawn = _drawn_qr((state / "up.log").read_text())
+            assert qr_matrix_from_text(drawn) == want
 
             phone = subprocess.run(
                 net.run_in(
