@@ -138,6 +138,12 @@ def resolve_labels(
     return [f"LABEL_{i}" for i in range(n)]
 
 
+def l2_normalize(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (a row of zeros stays zeros)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.clip(norms, 1e-12, None)
+
+
 def softmax(logits: np.ndarray) -> list[np.ndarray]:
     """Row-wise softmax (float64 inside), one float32 vector per row."""
     z = np.asarray(logits, dtype=np.float64)
@@ -359,8 +365,7 @@ class EmbeddingsPipeline(TextPipeline):
         else:
             raise ValueError(f"embeddings output has rank {out.ndim}; expected 2 or 3")
         if self.config.normalize:
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            pooled = pooled / np.clip(norms, 1e-12, None)
+            pooled = l2_normalize(pooled)
         pooled = np.ascontiguousarray(pooled, dtype=np.float32)
         return list(pooled)
 
@@ -372,10 +377,12 @@ class EmbeddingsPipeline(TextPipeline):
         return -1
 
 
-class ClassificationPipeline(TextPipeline):
-    """Softmax over logits; labels from model.yaml, else config.json id2label, else LABEL_i."""
+class Classifier(_SessionPipeline):
+    """What the text and image classification tasks share: softmax over the `logits` output,
+    and labels from model.yaml, else config.json id2label, else LABEL_i, read at warm-up."""
 
-    task = "text-classification"
+    hf_config: dict[str, Any]
+    output_name: str
 
     def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
         super().__init__(config, session, folder)
@@ -384,9 +391,8 @@ class ClassificationPipeline(TextPipeline):
     def _preferred_outputs(self) -> Sequence[str]:
         return ("logits",)
 
-    def warm_up(self) -> None:
-        self.check_vocab()
-        out, _ = self.forward(self.tokenize(["warm up"]))
+    def _learn_labels(self, out: np.ndarray) -> None:
+        """The labels for the classes of `out`, a warm-up batch's output ([n, classes])."""
         if out.ndim != 2:
             raise ModelFolderError(
                 self.folder / "model.onnx",
@@ -394,6 +400,17 @@ class ClassificationPipeline(TextPipeline):
                 f"classification output {self.output_name!r} has rank {out.ndim}; expected 2",
             )
         self.labels = resolve_labels(self.config, self.hf_config, self.folder, out.shape[1])
+
+
+class ClassificationPipeline(Classifier, TextPipeline):
+    """Text classification: softmax over logits, one label per class."""
+
+    task = "text-classification"
+
+    def warm_up(self) -> None:
+        self.check_vocab()
+        out, _ = self.forward(self.tokenize(["warm up"]))
+        self._learn_labels(out)
         self.run_batch(self.tokenize(["warm up", "another warm-up sentence"]))
 
     def run_batch(self, items: Sequence[TextItem]) -> list[np.ndarray]:

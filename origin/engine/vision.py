@@ -16,7 +16,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from origin.engine.images import Preprocessor, decode_image
-from origin.engine.tasks import _read_hf_config, _SessionPipeline, resolve_labels, softmax
+from origin.engine.tasks import Classifier, _read_hf_config, _SessionPipeline, l2_normalize, softmax
 from origin.repository.config import ModelConfig, ModelFolderError
 
 _PIXEL_TYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8}
@@ -145,28 +145,14 @@ class ImagePipeline(_SessionPipeline):
         return [self.prepare_decoded(img), self.prepare_decoded(turned)]
 
 
-class ImageClassificationPipeline(ImagePipeline):
-    """Softmax over the logits; labels from model.yaml, else config.json id2label."""
+class ImageClassificationPipeline(Classifier, ImagePipeline):
+    """Image classification: softmax over logits, one label per class."""
 
     task = "image-classification"
 
-    def __init__(self, config: ModelConfig, session: ort.InferenceSession, folder: Path) -> None:
-        super().__init__(config, session, folder)
-        self.labels: list[str] = []
-
-    def _preferred_outputs(self) -> Sequence[str]:
-        return ("logits",)
-
     def warm_up(self) -> None:
         items = self._warm_items()
-        out = self.forward(items[:1])
-        if out.ndim != 2:
-            raise ModelFolderError(
-                self.folder / "model.onnx",
-                "output_name",
-                f"classification output {self.output_name!r} has rank {out.ndim}; expected 2",
-            )
-        self.labels = resolve_labels(self.config, self.hf_config, self.folder, out.shape[1])
+        self._learn_labels(self.forward(items[:1]))
         self.run_batch(items)
 
     def run_batch(self, items: Sequence[ImageItem]) -> list[np.ndarray]:
@@ -204,6 +190,5 @@ class ImageEmbeddingsPipeline(ImagePipeline):
         else:
             pooled = out
         if self.config.normalize:
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            pooled = pooled / np.clip(norms, 1e-12, None)
+            pooled = l2_normalize(pooled)
         return list(np.ascontiguousarray(pooled, dtype=np.float32))
