@@ -121,6 +121,13 @@ class OriginProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def serve(self) -> Iterator[OriginProcess]:
+        """A fixture's body: start, yield, stop, then no traceback may be in the log."""
+        self.start()
+        yield self
+        self.stop()
+        assert "Traceback" not in self.logs(), self.logs()[-4000:]
+
 
 @pytest.fixture(scope="session")
 def served_dir(tiny_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -168,16 +175,13 @@ def served_dir(tiny_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def origin(served_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OriginProcess]:
     """One real origin process shared by the read-only tests (HTTP and gRPC)."""
     log = tmp_path_factory.mktemp("logs") / "origin.log"
-    proc = OriginProcess(
+    yield from OriginProcess(
         served_dir,
         log,
         grpc=True,
         OUTPOST_ORIGIN_MAX_BODY_BYTES="65536",
         OUTPOST_ORIGIN_MAX_INPUTS_PER_REQUEST="32",
-    ).start()
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.logs(), proc.logs()[-5000:]
+    ).serve()
 
 
 @pytest.fixture

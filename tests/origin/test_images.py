@@ -99,21 +99,12 @@ def models_dir(image_src: Path, tiny_src: Path, tmp_path_factory: pytest.TempPat
 @pytest.fixture(scope="module")
 def origin(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OriginProcess]:
     log = tmp_path_factory.mktemp("logs") / "images.log"
-    proc = OriginProcess(
+    yield from OriginProcess(
         models_dir,
         log,
         OUTPOST_ORIGIN_MAX_IMAGE_BODY_BYTES=str(3 << 20),
         OUTPOST_ORIGIN_MAX_IMAGES_PER_REQUEST="4",
-    ).start()
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.logs(), proc.logs()[-4000:]
-
-
-@pytest.fixture
-def client(origin: OriginProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=origin.url, timeout=30) as c:
-        yield c
+    ).serve()
 
 
 def via(client: httpx.Client, form: str, route: str, model: str, data: bytes) -> Any:

@@ -67,10 +67,7 @@ def build_echo(dest: Path) -> None:
 def echo_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OriginProcess]:
     root = tmp_path_factory.mktemp("echo-models")
     build_echo(root / "echo")
-    proc = OriginProcess(root, root / "origin.log", grpc=True).start()
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.logs(), proc.logs()[-3000:]
+    yield from OriginProcess(root, root / "origin.log", grpc=True).serve()
 
 
 def inputs(module, binary: bool = True) -> list:

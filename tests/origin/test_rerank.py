@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -41,10 +40,7 @@ def origin(
     rerank_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OriginProcess]:
     log = tmp_path_factory.mktemp("logs") / "rerank.log"
-    proc = OriginProcess(rerank_models, log, OUTPOST_ORIGIN_WATCH="false").start()
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.logs(), proc.logs()[-4000:]
+    yield from OriginProcess(rerank_models, log, OUTPOST_ORIGIN_WATCH="false").serve()
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +67,6 @@ def torch_scores(rerank_models: Path) -> np.ndarray:
     with torch.no_grad():
         logits = model(**enc).logits[:, 0].numpy()
     return 1 / (1 + np.exp(-logits.astype(np.float64)))
-
-
-@pytest.fixture
-def client(origin: OriginProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=origin.url, timeout=30) as c:
-        yield c
 
 
 def test_cross_encoder_scores_and_order_match_pytorch(client, torch_scores) -> None:

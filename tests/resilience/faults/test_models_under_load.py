@@ -23,10 +23,7 @@ from tests.resilience.faults.load import Load
 @pytest.fixture(scope="module")
 def live_origin(tiny_src: Path, res_tmp: Path) -> Iterator[OriginProcess]:
     repo = make_repo(tiny_src, res_tmp / "swap-models")
-    proc = OriginProcess(repo, res_tmp / "swap-origin.log").start()
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.logs(), proc.logs()[-4000:]
+    yield from OriginProcess(repo, res_tmp / "swap-origin.log").serve()
 
 
 def embed(client: httpx.Client, base: str, n: int) -> httpx.Response:
