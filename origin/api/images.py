@@ -97,23 +97,21 @@ async def run_images(
     return served, results
 
 
-def _field(request: Request) -> str:
-    return "file" if request.headers.get("content-type", "").startswith("multipart/") else "input"
+async def _run_route(
+    request: Request, req: ImageRequest, blobs: list[bytes], task: str
+) -> tuple[ServedVersion, list[Any]]:
+    """`run_images` for a `/v1/images` route: errors name the upload's form field."""
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
+    field = "file" if multipart else "input"
+    state = request.app.state
+    return await run_images(state, req.model, None, blobs, task, field, caller_subject(request))
 
 
 @router.post("/embeddings")
 async def image_embeddings(request: Request) -> Response:
     """One vector per image, in the shape of `/v1/embeddings`."""
     req, blobs = await read_images(request)
-    served, vectors = await run_images(
-        request.app.state,
-        req.model,
-        None,
-        blobs,
-        "image-embeddings",
-        _field(request),
-        caller_subject(request),
-    )
+    served, vectors = await _run_route(request, req, blobs, "image-embeddings")
     body = {
         "object": "list",
         "data": embedding_items(vectors, req.encoding_format),
@@ -128,15 +126,7 @@ async def image_embeddings(request: Request) -> Response:
 async def image_classifications(request: Request) -> Response:
     """Labels with softmax scores per image, best first, in the shape of `/v1/classifications`."""
     req, blobs = await read_images(request)
-    served, probs = await run_images(
-        request.app.state,
-        req.model,
-        None,
-        blobs,
-        "image-classification",
-        _field(request),
-        caller_subject(request),
-    )
+    served, probs = await _run_route(request, req, blobs, "image-classification")
     labels: list[str] = served.pipeline.labels  # type: ignore[union-attr]
     top_k = req.top_k or served.config.top_k or len(labels)
     body = {
