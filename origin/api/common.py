@@ -141,13 +141,16 @@ async def run_on_model(
     as `subject`'s (fair scheduling: `origin.engine.batcher`).
 
     `prepare` returns (items, extra); if the version is swapped out between resolution and
-    queueing (hot reload), resolve again once. Queue full -> 429 with Retry-After.
+    queueing (hot reload), resolve again once. Queue full -> 429 with Retry-After, checked
+    before `prepare` too: a subject over its share of a full queue costs no tokenizing or
+    image decoding.
     """
     for attempt in range(3):
         served = registry.resolve(name, version)
         tracing.tag_model(served.name, served.version)
-        items, extra = await prepare(served)
         try:
+            served.batcher.check_admission(subject)
+            items, extra = await prepare(served)
             results = await served.batcher.submit(items, subject)
         except BatcherClosed:
             if attempt == 2:

@@ -27,7 +27,8 @@ The queue is bounded and shared fairly (`QueueFull`, answered 429 + Retry-After)
 refused when the queue already holds `max_queue_size` items *and* its subject holds more than
 its fair share, `max_queue_size` divided by the subjects waiting. A lone subject may use the
 whole queue; a subject within its share is still admitted when the queue is full, up to twice
-`max_queue_size` in all, so one subject's flood never locks out the others.
+`max_queue_size` in all, so one subject's flood never locks out the others. Routes ask
+`check_admission` before they tokenize or decode, so a refused request costs no preparation.
 
 An optional `BatchTracer` hook sees each request wait and each batch run (the origin plugs
 OpenTelemetry in there, `origin/tracing.py`); without one, nothing is traced.
@@ -209,6 +210,14 @@ class Batcher(Generic[I, R]):
             if ticket is not None:
                 self._tracer.abandon(ticket)  # type: ignore[union-attr]
             raise
+
+    def check_admission(self, subject: Hashable = None, n: int = 1) -> None:
+        """Raise QueueFull (or BatcherClosed) now if `n` items of `subject` would be refused, so
+        a request the queue will not take costs no tokenizing or decoding first. `submit` checks
+        again: the queue may change while the request is prepared."""
+        if self._closing:
+            raise BatcherClosed(self.name)
+        self._admit(subject, n)
 
     def retry_after(self) -> int:
         """Seconds until the current queue should have drained (at least 1)."""

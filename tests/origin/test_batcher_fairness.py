@@ -1,6 +1,7 @@
 """The batcher serves subjects fairly: a newcomer is taken into the next batch, not after
 another subject's flood; a lone subject still fills whole batches; nobody starves; the queue is
-shared by fair share; and a batch holds at most `max_batch_ms` of learned work."""
+shared by fair share (and a refused request is refused before it is prepared); and a batch holds
+at most `max_batch_ms` of learned work."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
+from origin.api.common import run_on_model
 from origin.engine.batcher import SHORT_TOKENS, Batcher, QueueFull
+from origin.metrics import OriginMetrics
+from origin.problems import Problem
 from origin.repository.config import BatchingConfig
 from tests.origin.conftest import batching
 
@@ -264,4 +269,39 @@ async def test_a_batch_holds_at_most_max_batch_ms_of_learned_work(executor, max_
     assert fixed == 0 and per_token >= 0.002  # one batch size so far: the average per token
     await b.submit(items("flood", 12), "flood")
     assert max(sizes[1:]) == most
+    await b.close()
+
+
+async def test_a_request_over_its_share_is_refused_before_it_is_prepared(executor):
+    """The route's admission check comes before `prepare` (tokenizing, image decoding), so a
+    flooder the queue refuses spends no origin CPU on inputs that will not run; a subject
+    within its share is prepared and admitted as before."""
+    engine = Engine()
+    b = Batcher(engine, cfg(max_batch_size=1, max_queue_size=8), executor)
+    served = SimpleNamespace(name="m", version=1, batcher=b)
+    # A stand-in for the model registry: only its lookup and its metrics are used here.
+    registry = SimpleNamespace(resolve=lambda name, version: served, metrics=OriginMetrics())
+    prepared: list[str] = []
+
+    def prepare_for(owner: str):
+        async def prepare(_served):
+            prepared.append(owner)
+            return items(owner, 1), None
+
+        return prepare
+
+    first = await hold_first_batch(b, engine)
+    flood = await queued(b.submit(items("flood", 8), "flood"))
+    with pytest.raises(Problem) as refused:
+        await run_on_model(registry, "m", None, prepare_for("flood"), "flood")
+    assert refused.value.status == 429
+    assert int(refused.value.headers["Retry-After"]) >= 1
+    assert prepared == []
+    victim = asyncio.create_task(run_on_model(registry, "m", None, prepare_for("victim"), "victim"))
+    await asyncio.sleep(0.01)
+    assert prepared == ["victim"] and b.queue_size == 9
+    engine.release()
+    _, _, results = await victim
+    assert results == [("victim", 0)]
+    await asyncio.gather(first, *flood)
     await b.close()
