@@ -10,7 +10,8 @@ acknowledges exports, counts them; a real collector would run on another machine
 generator in its own process drives one origin at a time with `--clients` closed-loop clients
 sending short sentences without `traceparent` (the origin makes the sampling decision). The
 order rotates every round, so drift on a shared machine spreads over all three. Reports each
-round's throughput and the ratios to tracing off (median over rounds), and writes
+round's throughput, mean batch size and time (from the origin's metrics; batch sizes move
+throughput here), and the ratios to tracing off (median over rounds), and writes
 bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32 clients.
 """
 
@@ -143,6 +144,37 @@ def run_loadgen(port: int, model: str, clients: int, seconds: float, warmup: flo
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- batches
+def batch_totals(port: int, model: str) -> dict[str, float]:
+    """The origin's batch counters for `model`: batches, inputs, and seconds in ORT."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    label = f'{{model="{model}"}}'
+    names = {
+        "batches": "outpost_origin_batch_size_count",
+        "inputs": "outpost_origin_batch_size_sum",
+        "seconds": "outpost_origin_inference_duration_seconds_sum",
+    }
+    totals = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        for key, name in names.items():
+            if line.startswith(name + label):
+                totals[key] = float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def batch_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Mean batch size and time over one cell (warm-up included)."""
+    batches = after["batches"] - before["batches"]
+    if batches <= 0:
+        return {"mean_batch": None, "mean_batch_ms": None}
+    return {
+        "mean_batch": round((after["inputs"] - before["inputs"]) / batches, 1),
+        "mean_batch_ms": round(1000 * (after["seconds"] - before["seconds"]) / batches, 1),
+    }
+
+
 # ----------------------------------------------------------------------------- processes
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
     import httpx
@@ -233,9 +265,11 @@ def main() -> None:
         order = list(cells)
         for r in range(args.rounds):
             for name in order[r % 3 :] + order[: r % 3]:
+                before = batch_totals(cells[name]["port"], args.model)
                 result = run_loadgen(
                     cells[name]["port"], args.model, args.clients, args.seconds, args.warmup
                 )
+                result |= batch_summary(before, batch_totals(cells[name]["port"], args.model))
                 cells[name]["rounds"].append(result)
                 print(f"round {r + 1} {name:8} {result['rps']:8.1f} req/s  {result}", flush=True)
         import httpx
@@ -266,6 +300,10 @@ def main() -> None:
         "default_sample_ratio": default_ratio,
         "rps_median": {
             n: statistics.median(x["rps"] for x in c["rounds"]) for n, c in cells.items()
+        },
+        "mean_batch_median": {
+            n: statistics.median(x["mean_batch"] or 0 for x in c["rounds"])
+            for n, c in cells.items()
         },
         "ratio_default_vs_off": ratio("default"),
         "ratio_full_vs_off": ratio("full"),

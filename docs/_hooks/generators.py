@@ -721,16 +721,17 @@ def _tracing(data: dict[str, Any]) -> str:
         "default": f"on, default sampling ({data.get('default_sample_ratio')})",
         "full": "on, sampling 1.0",
     }
+    batch = data.get("mean_batch_median", {})
     rows = [
-        (labels[k], rps.get(k, "-"), "1" if k == "off" else ratios.get(k, "-"))
+        (labels[k], rps.get(k, "-"), "1" if k == "off" else ratios.get(k, "-"), batch.get(k, "-"))
         for k in ("off", "default", "full")
     ]
+    header = ["tracing", "req/s (median)", "ratio to off (median of rounds)", "inputs per batch"]
     return (
         f"`{data.get('model')}` at {data.get('clients')} clients, {data.get('rounds')} rounds of "
         f"{data.get('seconds_per_cell')} s per setting in rotating order, measured "
         f"{data.get('date')} on {data.get('machine')}. Target: default sampling >= "
-        f"{data.get('target_default_vs_off')} x off.\n\n"
-        + table(["tracing", "req/s (median)", "ratio to off (median of rounds)"], rows)
+        f"{data.get('target_default_vs_off')} x off.\n\n" + table(header, rows)
     )
 
 
