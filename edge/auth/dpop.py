@@ -10,10 +10,13 @@ Cost: the proof's header (its key) is the same on every request of a device, so 
 thumbprint are remembered; what is left per request is one small JSON payload, two hashes and the
 signature check (the platform's: `cryptography` locally, WebCrypto in Workers).
 
-Replay: a proof is accepted once per process (or Worker isolate) within its time window; another
-isolate could accept the same proof once more within that window. `ath` ties a proof to one
-access token and `htm`/`htu` to one endpoint, so such a replay can only repeat that call, while
-the token (15 minutes) and the proof (`max_age_seconds`) are both young.
+Replay: a proof is accepted once per process (or Worker isolate) within its time window. Replicas
+that share a Redis quota store also refuse a proof another replica accepted: its id (`once`) goes
+into the same call that charges the request's quotas, so the check costs no extra round trip.
+Without a shared store (memory quotas, or Workers), another replica or isolate could accept the
+same proof once more within its window; `ath` ties a proof to one access token and `htm`/`htu` to
+one endpoint, so such a replay can only repeat that call, while the token (15 minutes) and the
+proof (`max_age_seconds`) are both young.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from urllib.parse import unquote, urlsplit
 
 from edge.auth import jose
 from edge.config import DpopSettings
+from edge.limits.quota import Once
 from edge.runtime.base import Platform
 
+REPLAYED = "The DPoP proof was already used."
 MAX_PROOF_CHARS = 4096  # an ES256 proof is about 600 characters
 MAX_JTI_CHARS = 128
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -146,6 +151,12 @@ class DpopVerifier:
         self._ath: dict[str, str] = {}
         self.replays = ReplayCache(settings.replay_cache_entries)
 
+    def once(self, proof: Proof) -> Once:
+        """The proof's id as the fleet's replay check keeps it (`edge.limits.quota.Once`): for
+        as long as any replica could still accept the proof, whatever its clock."""
+        seconds = self.settings.max_age_seconds + self.settings.clock_skew_seconds + 1
+        return Once(f"dpop|{proof.jkt}|{proof.jti}", seconds)
+
     def challenge(self) -> str:
         """The challenge for a request that brought no credentials."""
         return challenge(self.settings.algorithms)
@@ -213,12 +224,12 @@ class DpopVerifier:
         jti, iat = self._check_claims(claims, method, url, access_token)
         key = f"{header.jkt}:{jti}"
         if self.replays.seen(key):
-            raise _proof_error("The DPoP proof was already used.")
+            raise _proof_error(REPLAYED)
         signing_input = f"{h}.{p}".encode("ascii")
         if not await jose.verify(self._platform, header.alg, header.jwk, signing_input, signature):
             raise _proof_error("The DPoP proof's signature is invalid.")
         if self.replays.seen(key):  # the same proof, checked concurrently (WebCrypto awaits)
-            raise _proof_error("The DPoP proof was already used.")
+            raise _proof_error(REPLAYED)
         self.replays.add(key, iat + self.settings.max_age_seconds + 1, self._platform.now())
         return Proof(header.jkt, jti, iat)
 

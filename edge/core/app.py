@@ -15,7 +15,7 @@ import logging
 
 from edge.auth.attestation import AttestationVerifier
 from edge.auth.bearer import Authenticator, AuthError, Principal, credentials
-from edge.auth.dpop import DpopError, DpopVerifier, request_url
+from edge.auth.dpop import REPLAYED, DpopError, DpopVerifier, Proof, request_url
 from edge.cache import (
     CachedResponse,
     CacheKey,
@@ -173,7 +173,9 @@ class EdgeApp:
             headers = {"www-authenticate": exc.www_authenticate()}
             return problem(exc.status, slug, exc.description, plan.rid, headers)
         try:
-            await self._check_proof(req, plan.route.rate_class, authorization or "", principal)
+            route_class = plan.route.rate_class
+            proof = await self._check_proof(req, route_class, authorization or "", principal)
+            plan.once = self.dpop.once(proof) if proof is not None else None
         except DpopError as exc:
             self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
             headers = {"www-authenticate": self.dpop.error_header(exc)}
@@ -183,15 +185,15 @@ class EdgeApp:
 
     async def _check_proof(
         self, req: EdgeRequest, route_class: str, authorization: str, principal: Principal
-    ) -> None:
+    ) -> Proof | None:
         found = credentials(authorization)
         scheme, token = found if found is not None else ("bearer", "")
         if principal.jkt is None and scheme == "bearer" and route_class not in self.dpop_required:
-            return  # an unbound token, used as one: nothing to prove
+            return None  # an unbound token, used as one: nothing to prove
         url = request_url(
             req.scheme, req.headers.get("host", ""), req.path, self.config.dpop.public_url
         )
-        await self.dpop.check_request(
+        return await self.dpop.check_request(
             scheme=scheme,
             access_token=token,
             token_jkt=principal.jkt,
@@ -229,11 +231,16 @@ class EdgeApp:
             outcome = self.local_quota.take_now(buckets)
         else:
             try:
-                outcome = await self.shared_quota.take(buckets)
+                outcome = await self.shared_quota.take(buckets, plan.once)
             except QuotaUnavailable:
                 headers = {"retry-after": "1"}
                 detail = "Quotas cannot be checked right now."
                 return problem(503, "quota-unavailable", detail, plan.rid, headers)
+            if outcome.reused:  # another replica accepted this proof already
+                self.stats.inc("outpost_edge_auth_failures_total", "401")
+                err = DpopError("invalid_dpop_proof", REPLAYED)
+                headers = {"www-authenticate": self.dpop.error_header(err)}
+                return problem(401, "unauthorized", REPLAYED, plan.rid, headers)
         plan.limit_headers = self.quotas.headers(buckets, outcome)
         if outcome.allowed:
             return None

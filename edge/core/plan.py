@@ -26,6 +26,7 @@ from edge.core.problems import problem
 from edge.core.request import EdgeRequest, EdgeResponse
 from edge.core.routes import Match, MethodNotAllowed, Route, match
 from edge.core.work import Work
+from edge.limits.quota import Once
 from edge.tracing import EdgeSpan, start_span
 from edge.upstream.pool import ModelVersions
 
@@ -67,6 +68,7 @@ class Plan:
     verify: bool = False  # a token seen for the first time: verify it (I/O), then `complete`
     principal: Principal | None = None
     subject: str = ""  # whom the rate limit counts: "sub:<subject>" or "ip:<address>"
+    once: Once | None = None  # the DPoP proof's id: a shared quota store refuses its reuse
     refusal: EdgeResponse | None = None  # answered once the rate limit has counted the request
     # Cached inference only:
     model: str = ""

@@ -5,7 +5,9 @@
 buckets is atomic within it. `DurableStore` is the edge's side: a request's subject buckets go
 to the subject's shard (a hash of the subject over `quota_shards` objects), its app buckets to
 the app's shard; when the second refuses, what the first took is given back, so a request is
-charged everywhere or nowhere (bar a crash between the two calls).
+charged everywhere or nowhere (bar a crash between the two calls). A request's DPoP proof id
+(`Once`) goes to the subject's shard with its charge, in a `proofs` table whose expired rows are
+dropped as new ones come, so a proof one isolate accepted is refused by every other.
 
 Bound in wrangler.toml as `QUOTAS` (class `QuotaObject`, a `new_sqlite_classes` migration).
 The rule is `edge.limits.quota.settle`, the same as in memory and in Redis.
@@ -19,9 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from edge.limits.quota import Bucket, Level, Outcome, refill, settle
+from edge.limits.quota import Bucket, Level, Once, Outcome, refill, settle
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL, ts REAL)"
+PROOFS = (
+    "CREATE TABLE IF NOT EXISTS proofs (key TEXT PRIMARY KEY, expires REAL)",
+    "CREATE INDEX IF NOT EXISTS proofs_expires ON proofs (expires)",
+)
 _URL = "https://quota.outpost.internal/"
 
 
@@ -44,6 +50,18 @@ def take_in(sql: Any, buckets: Sequence[Bucket], now: float, give_back: bool = F
     return outcome
 
 
+def first_use(sql: Any, once: Once, now: float) -> bool:
+    """Record `once` (a DPoP proof's id) unless it is recorded and live; False: a replay. The
+    object runs one request at a time, so the look-up and the insert cannot interleave."""
+    rows = list(sql.exec("SELECT expires FROM proofs WHERE key = ?", once.key))
+    if rows and float(rows[0].expires) > now:
+        return False
+    sql.exec("DELETE FROM proofs WHERE expires <= ?", now)  # what no replica accepts any more
+    expires = now + once.seconds
+    sql.exec("INSERT OR REPLACE INTO proofs (key, expires) VALUES (?, ?)", once.key, expires)
+    return True
+
+
 def _store(sql: Any, key: str, tokens: float, now: float) -> None:
     sql.exec(
         "INSERT INTO buckets (key, tokens, ts) VALUES (?, ?, ?) "
@@ -54,21 +72,23 @@ def _store(sql: Any, key: str, tokens: float, now: float) -> None:
     )
 
 
-def encode(buckets: Sequence[Bucket], give_back: bool = False) -> str:
-    return json.dumps(
-        {
-            "give_back": give_back,
-            "buckets": [[b.name, b.key, b.rate, b.burst, b.cost] for b in buckets],
-        }
-    )
+def encode(buckets: Sequence[Bucket], give_back: bool = False, once: Once | None = None) -> str:
+    doc: dict[str, Any] = {
+        "give_back": give_back,
+        "buckets": [[b.name, b.key, b.rate, b.burst, b.cost] for b in buckets],
+    }
+    if once is not None:
+        doc["once"] = [once.key, once.seconds]
+    return json.dumps(doc)
 
 
-def decode(text: str) -> tuple[list[Bucket], bool]:
+def decode(text: str) -> tuple[list[Bucket], bool, Once | None]:
     doc = json.loads(text)
     buckets = [
         Bucket(str(n), str(k), float(r), float(s), float(c)) for n, k, r, s, c in doc["buckets"]
     ]
-    return buckets, bool(doc.get("give_back"))
+    once = doc.get("once")
+    return buckets, bool(doc.get("give_back")), Once(str(once[0]), float(once[1])) if once else None
 
 
 def outcome_json(outcome: Outcome) -> str:
@@ -77,6 +97,7 @@ def outcome_json(outcome: Outcome) -> str:
             "allowed": outcome.allowed,
             "levels": [[lv.remaining, lv.reset] for lv in outcome.levels],
             "retry_after": outcome.retry_after,
+            "reused": outcome.reused,
         }
     )
 
@@ -84,14 +105,19 @@ def outcome_json(outcome: Outcome) -> str:
 def outcome_from(text: str) -> Outcome:
     doc = json.loads(text)
     levels = tuple(Level(float(r), float(t)) for r, t in doc["levels"])
-    return Outcome(bool(doc["allowed"]), levels, int(doc["retry_after"]))
+    return Outcome(
+        bool(doc["allowed"]), levels, int(doc["retry_after"]), bool(doc.get("reused", False))
+    )
+
+
+def _shard(owner: str, shards: int) -> str:
+    digest = hashlib.sha256(owner.encode()).digest()
+    return f"quota-{int.from_bytes(digest[:4], 'big') % shards}"
 
 
 def shard_of(key: str, shards: int) -> str:
     """The object name for a bucket key's owner (subject or app)."""
-    owner = key.split("|")[2]  # q|<class>|<owner>|<kind>
-    digest = hashlib.sha256(owner.encode()).digest()
-    return f"quota-{int.from_bytes(digest[:4], 'big') % shards}"
+    return _shard(key.split("|")[2], shards)  # q|<class>|<owner>|<kind>
 
 
 class DurableStore:
@@ -111,15 +137,21 @@ class DurableStore:
             raise RuntimeError(f"quota object answered {resp.status}")
         return outcome_from(str(await resp.text()))
 
-    async def take(self, buckets: Sequence[Bucket]) -> Outcome:
+    async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome:
+        """Charge every shard's part or none; `once` goes to the first shard called (the
+        subject's), before anything is charged."""
         groups: dict[str, list[int]] = {}
         for i, b in enumerate(buckets):
             groups.setdefault(shard_of(b.key, self._shards), []).append(i)
+        if once is not None and not groups:
+            groups[_shard(once.key, self._shards)] = []
         levels: list[Any] = [None] * len(buckets)
         charged: list[tuple[str, list[Bucket]]] = []
         for shard, idx in groups.items():
             part = [buckets[i] for i in idx]
-            outcome = await self._call(shard, encode(part))
+            outcome = await self._call(shard, encode(part, once=None if charged else once))
+            if outcome.reused:
+                return outcome
             for i, level in zip(idx, outcome.levels, strict=True):
                 levels[i] = level
             if not outcome.allowed:
@@ -146,13 +178,19 @@ def quota_object_class() -> type:
             self.env = env
             self.sql = ctx.storage.sql
             self.sql.exec(SCHEMA)
+            for statement in PROOFS:
+                self.sql.exec(statement)
 
         async def fetch(self, request: Any) -> Any:
             try:
-                buckets, give_back = decode(str(await request.text()))
-            except (ValueError, KeyError, TypeError):
+                buckets, give_back, once = decode(str(await request.text()))
+            except (ValueError, KeyError, TypeError, IndexError):
                 return Response("bad quota request", status=400)
-            outcome = take_in(self.sql, buckets, time.time(), give_back)
+            now = time.time()
+            if once is not None and not first_use(self.sql, once, now):
+                outcome = Outcome(False, (), reused=True)
+            else:
+                outcome = take_in(self.sql, buckets, now, give_back)
             return Response(outcome_json(outcome), headers={"content-type": "application/json"})
 
     return QuotaObject

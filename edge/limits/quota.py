@@ -41,6 +41,17 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Once:
+    """A key the fleet must not have seen in the last `seconds` (a DPoP proof's id), recorded
+    with the request's charge: a store shared by replicas refuses a second use of it
+    (`Outcome.reused`), in the same round trip. Stores of one process ignore it (the proof
+    check's own replay cache covers them)."""
+
+    key: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Level:
     """A bucket after the request: what is left, and seconds until it is full again."""
 
@@ -53,13 +64,15 @@ class Outcome:
     allowed: bool
     levels: tuple[Level, ...]
     retry_after: int = 0  # seconds, when refused
+    reused: bool = False  # refused, uncharged: its `Once` key was used before (a replay)
 
 
 class QuotaStore(Protocol):
     """Where bucket states live. `take` charges every bucket or none (atomically for one
-    store), at the store's notion of now."""
+    store), at the store's notion of now; with `once`, refuses a request whose key it has seen
+    (see `Once`)."""
 
-    async def take(self, buckets: Sequence[Bucket]) -> Outcome: ...
+    async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome: ...
 
 
 def refill(tokens: float, last: float, now: float, bucket: Bucket) -> float:
@@ -110,7 +123,7 @@ class MemoryStore:
             state.popitem(last=False)
         return outcome
 
-    async def take(self, buckets: Sequence[Bucket]) -> Outcome:
+    async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome:
         return self.take_now(buckets)
 
 

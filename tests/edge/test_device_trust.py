@@ -1,6 +1,7 @@
 """Device trust through the whole edge pipeline (in-process, tests/edge/harness.py): a token
 bound to a device key (`cnf.jkt`) needs a fresh DPoP proof from that key on every request, cache
-hits included; app attestation per route class refuses, counts or ignores what fails.
+hits included, and replicas sharing Redis refuse a proof another accepted; app attestation per
+route class refuses, counts or ignores what fails.
 The attestation issuer here is the in-memory one of the harness, App Check-shaped (Google's
 endpoint cannot be reached from here)."""
 
@@ -8,14 +9,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import redis.asyncio as redis_client
 
+from edge.limits.stores import RedisStore
 from outpost.devicekey import DeviceKey
 from tests.edge.conftest import Issuer
 from tests.edge.harness import EdgeUnderTest, json_answer, make_issuer
+from tests.redis_server import RedisServer
 
 URL = "http://edge.test/v1/embeddings"
 ATTEST = "https://attest.test"
@@ -112,6 +118,61 @@ async def test_an_unbound_bearer_token_needs_no_proof_unless_the_route_class_say
     assert_dpop_refusal(await call(strict, plain, None, scheme="Bearer"), "invalid_token")
     token = bound_token(mem_issuer, device)
     assert (await call(strict, token, device.proof("POST", URL, token))).status_code == 200
+
+
+# -- replicas sharing Redis --------------------------------------------------------------------
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
+    make_edge: Any, mem_issuer: Issuer, device: DeviceKey, redis: RedisServer, monkeypatch: Any
+) -> None:
+    """Two in-process edges, each with its own replay cache and its own Redis client, share a
+    real redis-server for quotas: the proof's id goes with the quota charge, so a proof replayed
+    to the other replica is refused too (uncharged), and for no longer than a proof lives."""
+    from tests.edge.harness import FakePlatform
+
+    stores: list[RedisStore] = []
+
+    def shared(self: Any, config: Any) -> RedisStore:
+        stores.append(RedisStore(config.quota_redis_url, config.quota_timeout_seconds))
+        return stores[-1]
+
+    monkeypatch.setattr(FakePlatform, "quota_store", shared)
+    settings = {
+        "quota_store": "redis",
+        "quota_redis_url": redis.url,
+        "rate_limits": {"inference": {"rate": 0.001, "burst": 10}},
+    }
+    first, second = make_edge(settings), make_edge(settings)
+    token = bound_token(mem_issuer, device)
+    proof = device.proof("POST", URL, token)
+    try:
+        served = await call(first, token, proof)
+        assert served.status_code == 200, served.text
+        assert served.headers["ratelimit"].startswith('"inference";r=9')
+        replayed = await call(second, token, proof)
+        assert_dpop_refusal(replayed, "invalid_dpop_proof")
+        assert "already used" in replayed.json()["detail"]
+        assert second.metric("outpost_edge_auth_failures_total") == 1
+        fresh = await call(second, token, device.proof("POST", URL, token), text="y")
+        assert fresh.status_code == 200, fresh.text
+        assert fresh.headers["ratelimit"].startswith('"inference";r=8')  # the replay: uncharged
+        client = redis_client.Redis.from_url(redis.url)
+        keys = [k async for k in client.scan_iter("dpop|*")]
+        assert len(keys) == 2
+        settings_dpop = first.config.dpop
+        lifetime = settings_dpop.max_age_seconds + settings_dpop.clock_skew_seconds + 1
+        ttls = [await client.pttl(k) for k in keys]
+        assert all(0 < ttl <= lifetime * 1000 for ttl in ttls), ttls
+        await client.aclose()
+    finally:
+        for store in stores:
+            await store.aclose()
 
 
 # -- attestation --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edge.limits.quota import Bucket, Outcome
+from edge.limits.quota import Bucket, Once, Outcome
 from tests.edge.conftest import Issuer
 from tests.edge.harness import EdgeUnderTest
 
@@ -113,7 +113,7 @@ class _Broken:
     def __init__(self, hang: bool) -> None:
         self.hang = hang
 
-    async def take(self, buckets: Sequence[Bucket]) -> Outcome:
+    async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome:
         if self.hang:
             await asyncio.Event().wait()
         raise ConnectionError("down")

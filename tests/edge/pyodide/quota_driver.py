@@ -15,23 +15,38 @@ class _Row:
         self.ts = ts
 
 
+class _Proof:
+    def __init__(self, expires):
+        self.expires = expires
+
+
 class FakeSqlStorage:
-    """FAKE of ctx.storage.sql: the three statements the quota object runs, on a dict."""
+    """FAKE of ctx.storage.sql: the statements the quota object runs, on two dicts."""
 
     def __init__(self):
         self.rows = {}
+        self.proofs = {}
         self.statements = 0
 
     def exec(self, query, *args):
         self.statements += 1
         q = " ".join(query.split())
-        if q.startswith("CREATE TABLE"):
+        if q.startswith(("CREATE TABLE", "CREATE INDEX")):
             return []
         if q.startswith("SELECT tokens, ts FROM buckets WHERE key = ?"):
             found = self.rows.get(args[0])
             return [_Row(*found)] if found else []
         if q.startswith("INSERT INTO buckets"):
             self.rows[args[0]] = (args[1], args[2])
+            return []
+        if q == "SELECT expires FROM proofs WHERE key = ?":
+            found = self.proofs.get(args[0])
+            return [_Proof(found)] if found is not None else []
+        if q == "DELETE FROM proofs WHERE expires <= ?":
+            self.proofs = {k: v for k, v in self.proofs.items() if v > args[0]}
+            return []
+        if q == "INSERT OR REPLACE INTO proofs (key, expires) VALUES (?, ?)":
+            self.proofs[args[0]] = args[1]
             return []
         raise AssertionError(f"unexpected statement: {q}")
 
@@ -87,7 +102,7 @@ async def run():
     import entry  # the Worker's top-level module: it exports QuotaObject
 
     from edge.limits.durable import DurableStore
-    from edge.limits.quota import Bucket
+    from edge.limits.quota import Bucket, Once
 
     namespace = FakeNamespace(entry.QuotaObject)
     env = _Env(namespace)
@@ -117,6 +132,22 @@ async def run():
     ]
     again = await isolate_a.take(charge("sub:d5", cost=1))
     results["given_back"] = round(again.levels[0].remaining)
+    # A DPoP proof's id rides with the charge: the other isolate refuses its reuse, uncharged,
+    # and an id past its lifetime is forgotten (the object keeps only live ones).
+    proof = Once("dpop|jkt-1|jti-1", 60)
+    first = await isolate_a.take(charge("sub:p1"), proof)
+    replay = await isolate_b.take(charge("sub:p1"), proof)
+    fresh = await isolate_b.take(charge("sub:p1"), Once("dpop|jkt-1|jti-2", 60))
+    results["proof"] = [first.allowed, replay.reused, replay.allowed, fresh.allowed]
+    results["proof_remaining"] = round(fresh.levels[0].remaining)  # 3 - 2: the replay is free
+    short = Once("dpop|jkt-2|jti-1", -1)  # already past its lifetime when recorded
+    await isolate_a.take(charge("sub:p2"), short)
+    await isolate_b.take(charge("sub:p2"), Once("dpop|jkt-2|jti-2", 60))  # the same shard
+    results["expired_kept"] = sum(short.key in o.sql.proofs for o in namespace.objects.values())
+    results["live_kept"] = sum(
+        "dpop|jkt-2|jti-2" in o.sql.proofs for o in namespace.objects.values()
+    )
+    results["proof_alone"] = (await isolate_b.take([], short)).reused
     results["objects"] = len(namespace.objects)
     results["statements"] = sum(o.sql.statements for o in namespace.objects.values())
     return json.dumps(results)

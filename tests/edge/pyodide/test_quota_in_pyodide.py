@@ -52,3 +52,13 @@ def test_app_buckets_are_shared_and_refusals_give_back(results: dict) -> None:
     assert results["app"] == [True, True, True, True, False, False]
     assert results["given_back"] == 2  # sub:d5's request bucket got its token back
     assert results["objects"] >= 2 and results["statements"] > 0
+
+
+def test_a_proof_one_isolate_accepted_is_refused_by_another_uncharged(results: dict) -> None:
+    assert results["proof"] == [True, True, False, True]
+    assert results["proof_remaining"] == 1
+
+
+def test_proof_ids_past_their_lifetime_are_dropped(results: dict) -> None:
+    assert (results["expired_kept"], results["live_kept"]) == (0, 1)
+    assert results["proof_alone"] is False  # its lifetime was over: not a replay any more
