@@ -11,12 +11,13 @@ thumbprint are remembered; what is left per request is one small JSON payload, t
 signature check (the platform's: `cryptography` locally, WebCrypto in Workers).
 
 Replay: a proof is accepted once per process (or Worker isolate) within its time window. Replicas
-that share a Redis quota store also refuse a proof another replica accepted: its id (`once`) goes
-into the same call that charges the request's quotas, so the check costs no extra round trip.
-Without a shared store (memory quotas, or Workers), another replica or isolate could accept the
-same proof once more within its window; `ath` ties a proof to one access token and `htm`/`htu` to
-one endpoint, so such a replay can only repeat that call, while the token (15 minutes) and the
-proof (`max_age_seconds`) are both young.
+that share a quota store (Redis, or the Workers' Durable Objects) also refuse a proof another
+replica accepted: its id (`once`) goes into the same call that charges the request's quotas, so
+the check costs no extra round trip, and is kept only when the request is charged. Without a
+shared store (memory quotas), while it is down, or for a proof whose request its quotas refused,
+another replica could accept the same proof once more within its window; `ath` ties a proof to
+one access token and `htm`/`htu` to one endpoint, so such a replay can only repeat that call,
+while the token (15 minutes) and the proof (`max_age_seconds`) are both young.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edge.limits.quota import Once
 from edge.runtime.base import Platform
 
 REPLAYED = "The DPoP proof was already used."
+REPLICA_CLOCK_SLACK = 5.0  # seconds a proof id outlives its proof in a store shared by replicas
 MAX_PROOF_CHARS = 4096  # an ES256 proof is about 600 characters
 MAX_JTI_CHARS = 128
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -153,8 +155,10 @@ class DpopVerifier:
 
     def once(self, proof: Proof) -> Once:
         """The proof's id as the fleet's replay check keeps it (`edge.limits.quota.Once`): for
-        as long as any replica could still accept the proof, whatever its clock."""
-        seconds = self.settings.max_age_seconds + self.settings.clock_skew_seconds + 1
+        as long as any replica could still accept the proof, with replicas' clocks up to
+        `REPLICA_CLOCK_SLACK` / 2 apart."""
+        s = self.settings
+        seconds = s.max_age_seconds + s.clock_skew_seconds + REPLICA_CLOCK_SLACK
         return Once(f"dpop|{proof.jkt}|{proof.jti}", seconds)
 
     def challenge(self) -> str:

@@ -6,8 +6,9 @@ buckets is atomic within it. `DurableStore` is the edge's side: a request's subj
 to the subject's shard (a hash of the subject over `quota_shards` objects), its app buckets to
 the app's shard; when the second refuses, what the first took is given back, so a request is
 charged everywhere or nowhere (bar a crash between the two calls). A request's DPoP proof id
-(`Once`) goes to the subject's shard with its charge, in a `proofs` table whose expired rows are
-dropped as new ones come, so a proof one isolate accepted is refused by every other.
+(`Once`) goes to the subject's shard with its charge and is kept there, when charged, in a
+`proofs` table whose expired rows are dropped as new ones come, so a proof one isolate accepted
+is refused by every other.
 
 Bound in wrangler.toml as `QUOTAS` (class `QuotaObject`, a `new_sqlite_classes` migration).
 The rule is `edge.limits.quota.settle`, the same as in memory and in Redis.
@@ -50,16 +51,18 @@ def take_in(sql: Any, buckets: Sequence[Bucket], now: float, give_back: bool = F
     return outcome
 
 
-def first_use(sql: Any, once: Once, now: float) -> bool:
-    """Record `once` (a DPoP proof's id) unless it is recorded and live; False: a replay. The
-    object runs one request at a time, so the look-up and the insert cannot interleave."""
+def used(sql: Any, once: Once, now: float) -> bool:
+    """Whether `once` (a DPoP proof's id) is recorded and live: a replay."""
     rows = list(sql.exec("SELECT expires FROM proofs WHERE key = ?", once.key))
-    if rows and float(rows[0].expires) > now:
-        return False
-    sql.exec("DELETE FROM proofs WHERE expires <= ?", now)  # what no replica accepts any more
+    return bool(rows) and float(rows[0].expires) > now
+
+
+def record(sql: Any, once: Once, now: float) -> None:
+    """Keep `once` for its lifetime, dropping the ids no replica accepts any more. The object
+    runs one request at a time, so `used` and this cannot interleave with another request."""
+    sql.exec("DELETE FROM proofs WHERE expires <= ?", now)
     expires = now + once.seconds
     sql.exec("INSERT OR REPLACE INTO proofs (key, expires) VALUES (?, ?)", once.key, expires)
-    return True
 
 
 def _store(sql: Any, key: str, tokens: float, now: float) -> None:
@@ -110,14 +113,11 @@ def outcome_from(text: str) -> Outcome:
     )
 
 
-def _shard(owner: str, shards: int) -> str:
-    digest = hashlib.sha256(owner.encode()).digest()
-    return f"quota-{int.from_bytes(digest[:4], 'big') % shards}"
-
-
 def shard_of(key: str, shards: int) -> str:
     """The object name for a bucket key's owner (subject or app)."""
-    return _shard(key.split("|")[2], shards)  # q|<class>|<owner>|<kind>
+    owner = key.split("|")[2]  # q|<class>|<owner>|<kind>
+    digest = hashlib.sha256(owner.encode()).digest()
+    return f"quota-{int.from_bytes(digest[:4], 'big') % shards}"
 
 
 class DurableStore:
@@ -139,12 +139,11 @@ class DurableStore:
 
     async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome:
         """Charge every shard's part or none; `once` goes to the first shard called (the
-        subject's), before anything is charged."""
+        subject's: a request always has its subject's request bucket), before anything is
+        charged, and is recorded there when that part is charged."""
         groups: dict[str, list[int]] = {}
         for i, b in enumerate(buckets):
             groups.setdefault(shard_of(b.key, self._shards), []).append(i)
-        if once is not None and not groups:
-            groups[_shard(once.key, self._shards)] = []
         levels: list[Any] = [None] * len(buckets)
         charged: list[tuple[str, list[Bucket]]] = []
         for shard, idx in groups.items():
@@ -187,10 +186,12 @@ def quota_object_class() -> type:
             except (ValueError, KeyError, TypeError, IndexError):
                 return Response("bad quota request", status=400)
             now = time.time()
-            if once is not None and not first_use(self.sql, once, now):
+            if once is not None and used(self.sql, once, now):
                 outcome = Outcome(False, (), reused=True)
             else:
                 outcome = take_in(self.sql, buckets, now, give_back)
+                if once is not None and outcome.allowed:
+                    record(self.sql, once, now)
             return Response(outcome_json(outcome), headers={"content-type": "application/json"})
 
     return QuotaObject

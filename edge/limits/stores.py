@@ -3,8 +3,9 @@
 - `RedisStore` (self-hosted replicas, local runtime only): one Lua script charges all of a
   request's buckets atomically, on Redis's own clock (replicas' clocks may differ), and lets each
   bucket's key expire once it would be full again (an absent bucket is a full one), so Redis holds
-  only buckets in use. The same call records the request's DPoP proof id (`Once`), so a proof
-  replayed to another replica is refused without a second round trip. One Redis node (or a
+  only buckets in use. The same call checks the request's DPoP proof id (`Once`) and records it
+  when the request is charged, so a proof replayed to another replica is refused without a
+  second round trip. One Redis node (or a
   primary with replicas): a request's keys must be on one node for the script to be atomic.
 - `Guarded` wraps a shared store with a deadline and the `quota_fail_mode`: when the store is
   slow or down, `local` charges this process's own buckets instead (limits hold per replica),
@@ -26,11 +27,12 @@ log = logging.getLogger("edge.limits")
 # ARGV[1]: milliseconds a once-key is kept (0: none). KEYS: the once-key when there is one, then
 # the buckets; ARGV[2..]: per bucket rate, burst, cost. Returns -1 for a once-key seen before
 # (nothing charged), else the charge (1/0) and each bucket's tokens before it (strings: Lua
-# numbers would be cut to integers).
+# numbers would be cut to integers). The once-key is kept only when the request is charged, so
+# requests refused by their quotas store nothing.
 _TAKE = """
 local first = 1
 if tonumber(ARGV[1]) > 0 then
-  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {-1} end
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
   first = 2
 end
 local t = redis.call('TIME')
@@ -50,6 +52,7 @@ for i = 1, n do
   before[i] = tokens
   if tokens < cost then ok = 0 end
 end
+if ok == 1 and first == 2 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
 local out = {ok}
 for i = 1, n do
   local key = KEYS[first + i - 1]
@@ -72,9 +75,18 @@ class RedisStore:
 
     def __init__(self, url: str, timeout: float) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # Never retried, whatever the URL asks: a script whose reply was lost has charged the
+        # buckets and recorded the proof id, so running it again would charge twice and refuse
+        # the request's own proof as a replay. A failed call goes to `Guarded`'s fail mode.
         self._client: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=10
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=10,
+            retry=Retry(NoBackoff(), 0),
         )
         self._script = self._client.register_script(_TAKE)
 

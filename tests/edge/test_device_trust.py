@@ -17,6 +17,7 @@ import jwt
 import pytest
 import redis.asyncio as redis_client
 
+from edge.auth.dpop import REPLICA_CLOCK_SLACK
 from edge.limits.stores import RedisStore
 from outpost.devicekey import DeviceKey
 from tests.edge.conftest import Issuer
@@ -133,7 +134,8 @@ async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
 ) -> None:
     """Two in-process edges, each with its own replay cache and its own Redis client, share a
     real redis-server for quotas: the proof's id goes with the quota charge, so a proof replayed
-    to the other replica is refused too (uncharged), and for no longer than a proof lives."""
+    to the other replica is refused too (uncharged), and is kept no longer than a proof lives;
+    a request its quota refuses stores nothing."""
     from tests.edge.harness import FakePlatform
 
     stores: list[RedisStore] = []
@@ -146,7 +148,7 @@ async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
     settings = {
         "quota_store": "redis",
         "quota_redis_url": redis.url,
-        "rate_limits": {"inference": {"rate": 0.001, "burst": 10}},
+        "rate_limits": {"inference": {"rate": 0.001, "burst": 3}},
     }
     first, second = make_edge(settings), make_edge(settings)
     token = bound_token(mem_issuer, device)
@@ -154,21 +156,26 @@ async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
     try:
         served = await call(first, token, proof)
         assert served.status_code == 200, served.text
-        assert served.headers["ratelimit"].startswith('"inference";r=9')
+        assert served.headers["ratelimit"].startswith('"inference";r=2')
         replayed = await call(second, token, proof)
         assert_dpop_refusal(replayed, "invalid_dpop_proof")
         assert "already used" in replayed.json()["detail"]
         assert second.metric("outpost_edge_auth_failures_total") == 1
         fresh = await call(second, token, device.proof("POST", URL, token), text="y")
         assert fresh.status_code == 200, fresh.text
-        assert fresh.headers["ratelimit"].startswith('"inference";r=8')  # the replay: uncharged
+        assert fresh.headers["ratelimit"].startswith('"inference";r=1')  # the replay: uncharged
         client = redis_client.Redis.from_url(redis.url)
         keys = [k async for k in client.scan_iter("dpop|*")]
         assert len(keys) == 2
-        settings_dpop = first.config.dpop
-        lifetime = settings_dpop.max_age_seconds + settings_dpop.clock_skew_seconds + 1
+        dpop = first.config.dpop
+        lifetime = dpop.max_age_seconds + dpop.clock_skew_seconds + REPLICA_CLOCK_SLACK
         ttls = [await client.pttl(k) for k in keys]
         assert all(0 < ttl <= lifetime * 1000 for ttl in ttls), ttls
+        last = await call(first, token, device.proof("POST", URL, token), text="z")
+        assert last.status_code == 200, last.text
+        limited = await call(second, token, device.proof("POST", URL, token), text="w")
+        assert limited.status_code == 429, limited.text
+        assert len([k async for k in client.scan_iter("dpop|*")]) == 3  # not the refused one
         await client.aclose()
     finally:
         for store in stores:

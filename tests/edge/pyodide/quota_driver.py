@@ -142,12 +142,20 @@ async def run():
     results["proof_remaining"] = round(fresh.levels[0].remaining)  # 3 - 2: the replay is free
     short = Once("dpop|jkt-2|jti-1", -1)  # already past its lifetime when recorded
     await isolate_a.take(charge("sub:p2"), short)
+    again = await isolate_b.take(charge("sub:p2"), short)  # expired: not a replay any more
+    results["expired_reused"] = again.reused
     await isolate_b.take(charge("sub:p2"), Once("dpop|jkt-2|jti-2", 60))  # the same shard
     results["expired_kept"] = sum(short.key in o.sql.proofs for o in namespace.objects.values())
     results["live_kept"] = sum(
         "dpop|jkt-2|jti-2" in o.sql.proofs for o in namespace.objects.values()
     )
-    results["proof_alone"] = (await isolate_b.take([], short)).reused
+    # A request its quota refuses stores no proof id (more work than the bucket holds).
+    refused = Once("dpop|jkt-1|jti-4", 60)
+    heavy = await isolate_a.take(charge("sub:p1", cost=150), refused)
+    results["refused_kept"] = [
+        heavy.allowed,
+        sum(refused.key in o.sql.proofs for o in namespace.objects.values()),
+    ]
     results["objects"] = len(namespace.objects)
     results["statements"] = sum(o.sql.statements for o in namespace.objects.values())
     return json.dumps(results)

@@ -60,5 +60,9 @@ def test_a_proof_one_isolate_accepted_is_refused_by_another_uncharged(results: d
 
 
 def test_proof_ids_past_their_lifetime_are_dropped(results: dict) -> None:
+    assert results["expired_reused"] is False  # its lifetime was over: not a replay any more
     assert (results["expired_kept"], results["live_kept"]) == (0, 1)
-    assert results["proof_alone"] is False  # its lifetime was over: not a replay any more
+
+
+def test_a_request_its_quota_refuses_stores_no_proof_id(results: dict) -> None:
+    assert results["refused_kept"] == [False, 0]
