@@ -6,9 +6,9 @@ buckets is atomic within it. `DurableStore` is the edge's side: a request's subj
 to the subject's shard (a hash of the subject over `quota_shards` objects), its app buckets to
 the app's shard; when the second refuses, what the first took is given back, so a request is
 charged everywhere or nowhere (bar a crash between the two calls). A request's DPoP proof id
-(`Once`) goes to the subject's shard with its charge and is kept there, when charged, in a
-`proofs` table whose expired rows are dropped as new ones come, so a proof one isolate accepted
-is refused by every other.
+(`Once`) goes with the last shard's charge and is kept there, when the whole request is charged,
+in a `proofs` table whose expired rows are dropped as new ones come, so a proof one isolate
+accepted is refused by every other.
 
 Bound in wrangler.toml as `QUOTAS` (class `QuotaObject`, a `new_sqlite_classes` migration).
 The rule is `edge.limits.quota.settle`, the same as in memory and in Redis.
@@ -138,24 +138,26 @@ class DurableStore:
         return outcome_from(str(await resp.text()))
 
     async def take(self, buckets: Sequence[Bucket], once: Once | None = None) -> Outcome:
-        """Charge every shard's part or none; `once` goes to the first shard called (the
-        subject's: a request always has its subject's request bucket), before anything is
-        charged, and is recorded there when that part is charged."""
+        """Charge every shard's part or none. `once` goes to the last shard called (the app's
+        when the request has app buckets, else the subject's), so it is kept only when the
+        whole request is charged; a replay found there gives back what the others took."""
         groups: dict[str, list[int]] = {}
         for i, b in enumerate(buckets):
             groups.setdefault(shard_of(b.key, self._shards), []).append(i)
         levels: list[Any] = [None] * len(buckets)
         charged: list[tuple[str, list[Bucket]]] = []
-        for shard, idx in groups.items():
+        for n, (shard, idx) in enumerate(groups.items()):
             part = [buckets[i] for i in idx]
-            outcome = await self._call(shard, encode(part, once=None if charged else once))
+            last = n == len(groups) - 1
+            outcome = await self._call(shard, encode(part, once=once if last else None))
+            if outcome.reused or not outcome.allowed:
+                for done_shard, done in charged:  # give back what the other shards took
+                    await self._call(done_shard, encode(done, give_back=True))
             if outcome.reused:
                 return outcome
             for i, level in zip(idx, outcome.levels, strict=True):
                 levels[i] = level
             if not outcome.allowed:
-                for done_shard, done in charged:  # give back what the other shards took
-                    await self._call(done_shard, encode(done, give_back=True))
                 return Outcome(False, tuple(levels_or_full(levels, buckets)), outcome.retry_after)
             charged.append((shard, part))
         return Outcome(True, tuple(levels))

@@ -156,6 +156,19 @@ async def run():
         heavy.allowed,
         sum(refused.key in o.sql.proofs for o in namespace.objects.values()),
     ]
+    # With app buckets (sub:p5 and app:mall live in different shards): a replay gives back the
+    # subject's charge, and a request the app's bucket refuses stores no proof id either.
+    with_app = Once("dpop|jkt-5|jti-1", 60)
+    await isolate_a.take(charge("sub:p5", app="mall"), with_app)
+    replay = await isolate_b.take(charge("sub:p5", app="mall"), with_app)
+    after = await isolate_b.take(charge("sub:p5"))
+    results["app_replay"] = [replay.reused, round(after.levels[0].remaining)]  # 3 - 2
+    over = Once("dpop|jkt-6|jti-1", 60)
+    by_app = await isolate_a.take(charge("sub:p6", app="shop"), over)  # shop is spent (above)
+    results["app_refused_kept"] = [
+        by_app.allowed,
+        sum(over.key in o.sql.proofs for o in namespace.objects.values()),
+    ]
     results["objects"] = len(namespace.objects)
     results["statements"] = sum(o.sql.statements for o in namespace.objects.values())
     return json.dumps(results)

@@ -66,3 +66,8 @@ def test_proof_ids_past_their_lifetime_are_dropped(results: dict) -> None:
 
 def test_a_request_its_quota_refuses_stores_no_proof_id(results: dict) -> None:
     assert results["refused_kept"] == [False, 0]
+
+
+def test_with_app_buckets_a_replay_gives_back_and_a_refusal_stores_nothing(results: dict) -> None:
+    assert results["app_replay"] == [True, 1]
+    assert results["app_refused_kept"] == [False, 0]
