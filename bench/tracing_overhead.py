@@ -10,8 +10,9 @@ acknowledges exports, counts them; a real collector would run on another machine
 generator in its own process drives one origin at a time with `--clients` closed-loop clients
 sending short sentences without `traceparent` (the origin makes the sampling decision). The
 order rotates every round, so drift on a shared machine spreads over all three. Reports each
-round's throughput, mean batch size and time (from the origin's metrics; batch sizes move
-throughput here), and the ratios to tracing off (median over rounds), and writes
+round's throughput, mean batch size and time (from the origin's metrics: how the closed-loop
+clients fell into step with the batches), and the ratios to tracing off (median over rounds),
+and writes
 bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32 clients.
 """
 
