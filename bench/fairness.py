@@ -33,18 +33,24 @@ import asyncio
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib import cli, components, procs, rawhttp, results, subject_origin  # noqa: E402
+from bench.lib import (  # noqa: E402
+    batches,
+    cli,
+    components,
+    procs,
+    rawhttp,
+    results,
+    subject_origin,
+)
 from bench.lib.stats import percentile  # noqa: E402
 from bench.lib.texts import make_texts  # noqa: E402
 
@@ -165,45 +171,6 @@ async def flooder(
         writer.close()
 
 
-def metrics(url: str, model: str) -> dict[Any, float]:
-    """The model's batch counters from the origin's /metrics: histogram sums and counts by
-    name, and the batch time buckets by their bound (seconds)."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    out: dict[Any, float] = {}
-    label = 'model="' + re.escape(model) + '"'
-    for name in ("batch_size", "inference_duration_seconds"):
-        for kind in ("sum", "count"):
-            m = re.search(rf"^outpost_origin_{name}_{kind}{{{label}}} (\S+)$", text, re.M)
-            out[f"{name}_{kind}"] = float(m.group(1)) if m else 0.0
-    bucket = rf'^outpost_origin_inference_duration_seconds_bucket{{le="([^"]+)",{label}}} (\S+)$'
-    for le, value in re.findall(bucket, text, re.M):
-        out[float(le)] = float(value)
-    return out
-
-
-def batch_stats(before: dict[Any, float], after: dict[Any, float], max_batch_ms: float) -> dict:
-    """Batches between two metric readings: count, mean size and time, and the share of them
-    longer than the smallest histogram bound >= max_batch_ms."""
-
-    def delta(key: Any) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
-
-    count = delta("inference_duration_seconds_count")
-    if not count:
-        return {"batches": 0}
-    bounds = sorted(k for k in after if isinstance(k, float) and k != float("inf"))
-    bound = next((b for b in bounds if b >= max_batch_ms / 1000), None)
-    out: dict[str, Any] = {
-        "batches": int(count),
-        "mean_size": round(delta("batch_size_sum") / count, 2),
-        "mean_ms": round(delta("inference_duration_seconds_sum") / count * 1000, 2),
-    }
-    if bound is not None:
-        out[f"share_over_{bound * 1000:g}_ms"] = round(1 - delta(bound) / count, 4)
-    return out
-
-
 async def phase(
     url: str,
     model: str,
@@ -226,16 +193,16 @@ async def phase(
             for _ in range(args.flood_clients)
         ]
         await asyncio.sleep(args.warmup)
-    before = metrics(url, model)
+    before = batches.counters(url, model)
     start = time.perf_counter()
     result = await victim(port, model, victim_subject, args.seconds, args.victim_pause_ms)
     window = time.perf_counter() - start
-    after = metrics(url, model)
+    after = batches.counters(url, model)
     # The flood's inputs run in the window: all inputs the model ran, less the victim's.
     inputs = after["batch_size_sum"] - before["batch_size_sum"] - result["requests"]
     stop.set()
     await asyncio.gather(*floods)
-    out: dict[str, Any] = {"victim": result, "batches": batch_stats(before, after, max_batch_ms)}
+    out: dict[str, Any] = {"victim": result, "batches": batches.stats(before, after, max_batch_ms)}
     if subjects is not None:
         out["flooder"] = {
             "clients": args.flood_clients,

@@ -12,8 +12,8 @@ sending short sentences without `traceparent` (the origin makes the sampling dec
 order rotates every round, so drift on a shared machine spreads over all three. Reports each
 round's throughput, mean batch size and time (from the origin's metrics: how the closed-loop
 clients fell into step with the batches), and the ratios to tracing off (median over rounds),
-and writes
-bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32 clients.
+and writes bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32
+clients.
 """
 
 from __future__ import annotations
@@ -145,37 +145,6 @@ def run_loadgen(port: int, model: str, clients: int, seconds: float, warmup: flo
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# ----------------------------------------------------------------------------- batches
-def batch_totals(port: int, model: str) -> dict[str, float]:
-    """The origin's batch counters for `model`: batches, inputs, and seconds in ORT."""
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    label = f'{{model="{model}"}}'
-    names = {
-        "batches": "outpost_origin_batch_size_count",
-        "inputs": "outpost_origin_batch_size_sum",
-        "seconds": "outpost_origin_inference_duration_seconds_sum",
-    }
-    totals = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        for key, name in names.items():
-            if line.startswith(name + label):
-                totals[key] = float(line.rsplit(" ", 1)[1])
-    return totals
-
-
-def batch_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
-    """Mean batch size and time over one cell (warm-up included)."""
-    batches = after["batches"] - before["batches"]
-    if batches <= 0:
-        return {"mean_batch": None, "mean_batch_ms": None}
-    return {
-        "mean_batch": round((after["inputs"] - before["inputs"]) / batches, 1),
-        "mean_batch_ms": round(1000 * (after["seconds"] - before["seconds"]) / batches, 1),
-    }
-
-
 # ----------------------------------------------------------------------------- processes
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
     import httpx
@@ -226,7 +195,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from bench.lib import cli
+    from bench.lib import batches, cli
 
     parser = cli.model_parser(__doc__.split("\n\n")[0], RESULTS, 20.0, ROOT)
     parser.add_argument("--clients", type=int, default=32)
@@ -266,11 +235,13 @@ def main() -> None:
         order = list(cells)
         for r in range(args.rounds):
             for name in order[r % 3 :] + order[: r % 3]:
-                before = batch_totals(cells[name]["port"], args.model)
+                url = f"http://127.0.0.1:{cells[name]['port']}"
+                before = batches.counters(url, args.model)
                 result = run_loadgen(
                     cells[name]["port"], args.model, args.clients, args.seconds, args.warmup
                 )
-                result |= batch_summary(before, batch_totals(cells[name]["port"], args.model))
+                ran = batches.stats(before, batches.counters(url, args.model))
+                result |= {"mean_batch": ran.get("mean_size"), "mean_batch_ms": ran.get("mean_ms")}
                 cells[name]["rounds"].append(result)
                 print(f"round {r + 1} {name:8} {result['rps']:8.1f} req/s  {result}", flush=True)
         import httpx
