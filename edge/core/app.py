@@ -177,11 +177,15 @@ class EdgeApp:
             proof = await self._check_proof(req, route_class, authorization or "", principal)
             plan.once = self.dpop.once(proof) if proof is not None else None
         except DpopError as exc:
-            self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
-            headers = {"www-authenticate": self.dpop.error_header(exc)}
-            return problem(exc.status, "unauthorized", exc.description, plan.rid, headers)
+            return self._proof_refused(exc, plan.rid)
         self.planner.complete(plan, req, principal)
         return None
+
+    def _proof_refused(self, exc: DpopError, rid: str) -> EdgeResponse:
+        """The 401 for a refused DPoP proof, with its challenge; counted as an auth failure."""
+        self.stats.inc("outpost_edge_auth_failures_total", str(exc.status))
+        headers = {"www-authenticate": self.dpop.error_header(exc)}
+        return problem(exc.status, "unauthorized", exc.description, rid, headers)
 
     async def _check_proof(
         self, req: EdgeRequest, route_class: str, authorization: str, principal: Principal
@@ -237,10 +241,7 @@ class EdgeApp:
                 detail = "Quotas cannot be checked right now."
                 return problem(503, "quota-unavailable", detail, plan.rid, headers)
             if outcome.reused:  # another replica accepted this proof already
-                self.stats.inc("outpost_edge_auth_failures_total", "401")
-                err = DpopError("invalid_dpop_proof", REPLAYED)
-                headers = {"www-authenticate": self.dpop.error_header(err)}
-                return problem(401, "unauthorized", REPLAYED, plan.rid, headers)
+                return self._proof_refused(DpopError("invalid_dpop_proof", REPLAYED), plan.rid)
         plan.limit_headers = self.quotas.headers(buckets, outcome)
         if outcome.allowed:
             return None
