@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tests.conftest import free_port
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -385,3 +386,11 @@ async def make_edge(mem_issuer: Issuer, mem_oidc: Issuer) -> Any:
     yield make
     for edge in made:
         await edge.aclose()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, for edges that share quota state through it."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -122,13 +120,6 @@ async def test_an_unbound_bearer_token_needs_no_proof_unless_the_route_class_say
 
 
 # -- replicas sharing Redis --------------------------------------------------------------------
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
 async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
     make_edge: Any, mem_issuer: Issuer, device: DeviceKey, redis: RedisServer, monkeypatch: Any
 ) -> None:

@@ -4,7 +4,6 @@ does what `quota_fail_mode` says."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from tests.edge.conftest import Issuer, Proc, embed, issuer_settings, start_edge
 from tests.redis_server import RedisServer
 
 BURST = 4
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 def replicas(
