@@ -107,6 +107,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         "served long-input throughput against the engine's limit at 8 and 32 clients",
         peers=True,
     ),
+    "long-input-accounting": Benchmark(
+        "bench/peers/long_input_accounting.py",
+        "where the cores go while long inputs are served: engine, event loop, load, idle",
+        peers=True,
+    ),
     "profile": Benchmark(
         "bench/peers/pyspy_profile.py",
         "where one server's CPU time goes under the key load (py-spy)",

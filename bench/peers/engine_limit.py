@@ -38,15 +38,20 @@ def measure(models_dir: Path, kind: str, seconds: float, batches: list[int], rou
     pipeline = load_version(model_dir.name, model_dir, version).pipeline
     items = pipeline.tokenize(make_texts(kind, 512))
     per_batch: dict[int, list[float]] = {b: [] for b in batches}
+    cpu_per_input: dict[int, list[float]] = {b: [] for b in batches}
     for r in range(rounds):
         for b in batches if r % 2 == 0 else list(reversed(batches)):
             done, k = 0, 0
+            cpu0 = os.times()
             start = time.perf_counter()
             while time.perf_counter() - start < seconds:
                 pipeline.run_batch(items[k : k + b])
                 k = (k + b) % (len(items) - b)
                 done += b
             per_batch[b].append(done / (time.perf_counter() - start))
+            cpu1 = os.times()
+            cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            cpu_per_input[b].append(cpu / done * 1000)
     medians = {b: round(statistics.median(v), 2) for b, v in per_batch.items()}
     best = max(medians, key=lambda b: medians[b])
     return {
@@ -58,6 +63,9 @@ def measure(models_dir: Path, kind: str, seconds: float, batches: list[int], rou
         "rounds": rounds,
         "inputs_per_s_by_batch": medians,
         "windows_by_batch": {b: [round(x, 2) for x in v] for b, v in per_batch.items()},
+        "cpu_ms_per_input_by_batch": {
+            b: round(statistics.median(v), 2) for b, v in cpu_per_input.items()
+        },
         "best_batch": best,
         "limit_inputs_per_s": medians[best],
         "max_batch_tokens": pipeline.config.batching.max_batch_tokens,

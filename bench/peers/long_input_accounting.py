@@ -1,0 +1,191 @@
+"""Where the cores go while long inputs are served: the gap between served throughput and the
+engine's own limit, taken apart.
+
+    .outpost/bench-venvs/loadgen/bin/python bench/peers/long_input_accounting.py \
+        [--pairs 3] [--duration 8]
+
+Outpost's fp32 origin and infinity-emb (optimum) are started once and measured in alternation
+at 8 and 32 clients of single long inputs. In each window (after the load generator's warm-up)
+the machine's CPU time is split by thread and process: the server's main thread (Outpost: the
+event loop, which parses HTTP, tokenizes and writes JSON), its other threads (the engine's:
+onnxruntime's threads and, for Outpost, the worker that calls it), the load generator, and
+the cores left idle. For Outpost the origin's metrics also give the batches (mean size, and the
+share of the window a batch was running). The engine's in-process CPU cost per input at its
+best batch (`engine_limit.py`) is measured before the windows. Results:
+bench/results/long-input-accounting.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run
+import servers
+from paired import head, options
+
+from bench.lib import batches
+
+OUT = run.ROOT / "bench" / "results" / "long-input-accounting.json"
+ORDER = ["outpost-fp32", "infinity-optimum"]
+CLIENTS = (8, 32)
+
+
+def machine_ticks() -> list[int]:
+    """The first line of /proc/stat: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds each thread of `pid` has used."""
+    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+
+
+def children_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime
+
+
+def window(
+    base: str,
+    launch: servers.Launch,
+    server_pid: int,
+    inputs: Path,
+    clients: int,
+    duration: float,
+    model: str | None,
+) -> dict:
+    """One window of `clients` closed-loop clients of single long inputs, and where the cores
+    went during its measured part."""
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("loadgen.py")),
+        "--url",
+        base + launch.embeddings_path,
+        "--model",
+        launch.model,
+        "--inputs",
+        str(inputs),
+        "--concurrency",
+        str(clients),
+        "--batch",
+        "1",
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(run.WARMUP_S),
+    ]
+    before_children = children_cpu()
+    gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    time.sleep(run.WARMUP_S)
+    gen_t = psutil.Process(gen.pid).cpu_times()
+    gen_start = gen_t.user + gen_t.system
+    threads0, ticks0 = thread_cpu(server_pid), machine_ticks()
+    metrics0 = batches.counters(base, model) if model else None
+    t0 = time.perf_counter()
+    out, _ = gen.communicate(timeout=duration + 120)
+    wall = time.perf_counter() - t0
+    threads1, ticks1 = thread_cpu(server_pid), machine_ticks()
+    metrics1 = batches.counters(base, model) if model else None
+    if gen.returncode != 0:
+        raise RuntimeError("load generator failed")
+    result = json.loads(out)
+    main = threads1.get(server_pid, 0.0) - threads0.get(server_pid, 0.0)
+    others = sum(cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items() if tid != server_pid)
+    generator = children_cpu() - before_children - gen_start
+    ticks = [b - a for a, b in zip(ticks0, ticks1, strict=True)]
+    cores = (os.cpu_count() or 1) / sum(ticks)  # ticks -> cores used over the window
+    idle, steal = ticks[3] * cores, ticks[7] * cores
+    used = {
+        "server other threads (engine)": others / wall,
+        "server main thread": main / wall,
+        "load generator": generator / wall,
+        "idle": idle,
+        "steal": steal,
+    }
+    used["rest of the machine"] = (os.cpu_count() or 1) - sum(used.values())
+    served = result["sentences_per_s"]
+    row = {
+        "clients": clients,
+        "inputs_per_s": served,
+        "p99_ms": result["p99_ms"],
+        "cores": {k: round(v, 3) for k, v in used.items()},
+        "engine_cpu_ms_per_input": round(others / max(served * wall, 1) * 1000, 2),
+    }
+    if metrics0 is not None and metrics1 is not None:
+        stats = batches.stats(metrics0, metrics1)
+        running = (
+            metrics1["inference_duration_seconds_sum"] - metrics0["inference_duration_seconds_sum"]
+        )
+        row["batches"] = {**stats, "running_share": round(running / wall, 3)}
+    return row
+
+
+def main() -> None:
+    args = options(__doc__, OUT, pairs=3, duration=8.0)
+    ctx: dict = {}
+    servers.prepare_origin_models(ctx, run.STATE)
+    limit = run.engine_limit(ctx["models_dir_v1"])
+    specs = servers.by_name(run.ORIGIN_SETTINGS)
+    inputs, texts = run.prepare_inputs(Path(tempfile.mkdtemp()))
+    windows: dict[str, list[dict]] = {name: [] for name in ORDER}
+    with ExitStack() as stack:
+        up = {
+            name: stack.enter_context(run.running(specs[name], ctx, "accounting")) for name in ORDER
+        }
+        for base, launch, _ in up.values():
+            run.warm(base, launch, texts)
+        for pair in range(args.pairs):
+            for name in ORDER if pair % 2 == 0 else list(reversed(ORDER)):
+                base, launch, rss = up[name]
+                model = launch.model if name.startswith("outpost") else None
+                for clients in CLIENTS:
+                    row = window(
+                        base, launch, rss.proc.pid, inputs["long"], clients, args.duration, model
+                    )
+                    windows[name].append(row)
+                    print(name, json.dumps(row), flush=True)
+    medians = {}
+    for name, rows in windows.items():
+        for clients in CLIENTS:
+            mine = [r for r in rows if r["clients"] == clients]
+            medians[f"{name} 1x{clients}"] = {
+                "inputs_per_s": statistics.median(r["inputs_per_s"] for r in mine),
+                "share_of_limit": round(
+                    statistics.median(r["inputs_per_s"] for r in mine)
+                    / limit["limit_inputs_per_s"],
+                    3,
+                ),
+                "cores": {
+                    k: round(statistics.median(r["cores"][k] for r in mine), 3)
+                    for k in mine[0]["cores"]
+                },
+                "engine_cpu_ms_per_input": statistics.median(
+                    r["engine_cpu_ms_per_input"] for r in mine
+                ),
+            }
+    result = {
+        **head(ORDER),
+        "duration_s": args.duration,
+        "engine_limit": limit,
+        "medians": medians,
+        "windows": windows,
+    }
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(medians, indent=1))
+
+
+if __name__ == "__main__":
+    main()
