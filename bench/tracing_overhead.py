@@ -11,8 +11,10 @@ generator in its own process drives one origin at a time with `--clients` closed
 sending short sentences without `traceparent` (the origin makes the sampling decision). The
 order rotates every round, so drift on a shared machine spreads over all three. Reports each
 round's throughput, mean batch size and time (from the origin's metrics: how the closed-loop
-clients fell into step with the batches), and the ratios to tracing off (median over rounds),
-and writes bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32
+clients fell into step with the batches), where the cores went (`bench.lib.usage.CoreSplit`:
+the origin's event loop and its other threads, the load generator, idle) with the origin's CPU
+per request by thread, and the ratios to tracing off (median over rounds), and writes
+bench/results/tracing.json. The issue's target: default sampling >= 0.97 x off at 32
 clients.
 """
 
@@ -134,15 +136,32 @@ def loadgen_main(port: int, model: str, clients: int, seconds: float, warmup: fl
     print(json.dumps(asyncio.run(_drive(port, model, clients, seconds, warmup))))
 
 
-def run_loadgen(port: int, model: str, clients: int, seconds: float, warmup: float) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "loadgen", *map(str, (port, model, clients, seconds, warmup))],
-        capture_output=True,
-        text=True,
-        timeout=seconds + warmup + 120,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_loadgen(
+    port: int, model: str, clients: int, seconds: float, warmup: float, server_pid: int
+) -> dict:
+    """One window of load, with where the cores went in its measured part (`usage.CoreSplit`)
+    and the origin's CPU per request by thread."""
+    from bench.lib import usage
+
+    split = usage.CoreSplit(server_pid)
+    split.before_load()
+    argv = [sys.executable, __file__, "loadgen", *map(str, (port, model, clients, seconds, warmup))]
+    gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    time.sleep(warmup)
+    split.start(gen.pid)
+    out, _ = gen.communicate(timeout=seconds + 120)
+    if gen.returncode != 0:
+        raise SystemExit(f"load generator exited with {gen.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    cores = split.cores()
+    rps = max(result["rps"], 1e-9)
+    return result | {
+        "cores": cores,
+        "origin_cpu_us_per_request": {
+            "main thread": round(cores["server main thread"] / rps * 1e6, 1),
+            "other threads": round(cores["server other threads"] / rps * 1e6, 1),
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- processes
@@ -238,7 +257,12 @@ def main() -> None:
                 url = f"http://127.0.0.1:{cells[name]['port']}"
                 before = batches.counters(url, args.model)
                 result = run_loadgen(
-                    cells[name]["port"], args.model, args.clients, args.seconds, args.warmup
+                    cells[name]["port"],
+                    args.model,
+                    args.clients,
+                    args.seconds,
+                    args.warmup,
+                    cells[name]["proc"].pid,
                 )
                 ran = batches.stats(before, batches.counters(url, args.model))
                 result |= {"mean_batch": ran.get("mean_size"), "mean_batch_ms": ran.get("mean_ms")}
@@ -275,6 +299,20 @@ def main() -> None:
         },
         "mean_batch_median": {
             n: statistics.median(x["mean_batch"] or 0 for x in c["rounds"])
+            for n, c in cells.items()
+        },
+        "cores_median": {
+            n: {
+                part: statistics.median(x["cores"][part] for x in c["rounds"])
+                for part in c["rounds"][0]["cores"]
+            }
+            for n, c in cells.items()
+        },
+        "origin_cpu_us_per_request_median": {
+            n: {
+                part: statistics.median(x["origin_cpu_us_per_request"][part] for x in c["rounds"])
+                for part in ("main thread", "other threads")
+            }
             for n, c in cells.items()
         },
         "ratio_default_vs_off": ratio("default"),

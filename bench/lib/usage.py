@@ -8,8 +8,10 @@ beside throughput. Read `cpu_seconds` before and after a window, subtract, and d
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
+import time
 from collections.abc import Mapping
 from contextlib import suppress
 
@@ -102,3 +104,67 @@ class RssSampler(threading.Thread):
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU ticks so far (/proc/stat): user nice system idle iowait irq softirq
+    steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) each thread of `pid` has used so far."""
+    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+
+
+def _children_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime
+
+
+class CoreSplit:
+    """Where the machine's cores go over a window: a server's main thread (an asyncio server's
+    event loop), its other threads (its engine's), a load generator this process runs, and the
+    idle and stolen cores; what is left is the rest of the machine.
+
+    Call `before_load()` before starting the load generator, `start(pid)` when its measured
+    window starts (after its warm-up), and `cores()` once it has been waited for."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pid = server_pid
+        self._children = 0.0
+        self._start: tuple[dict[int, float], float, list[int], float] | None = None
+
+    def before_load(self) -> None:
+        self._children = _children_cpu()
+
+    def start(self, load_pid: int) -> None:
+        t = psutil.Process(load_pid).cpu_times()
+        self._start = (
+            thread_cpu(self.pid),
+            t.user + t.system,
+            machine_ticks(),
+            time.perf_counter(),
+        )
+
+    def cores(self) -> dict[str, float]:
+        """Cores used in the window, by part (rounded to 0.001)."""
+        assert self._start is not None, "start() first"
+        threads0, load0, ticks0, t0 = self._start
+        threads1, ticks1, wall = thread_cpu(self.pid), machine_ticks(), time.perf_counter() - t0
+        main = threads1.get(self.pid, 0.0) - threads0.get(self.pid, 0.0)
+        rest = sum(c - threads0.get(tid, 0.0) for tid, c in threads1.items() if tid != self.pid)
+        load = _children_cpu() - self._children - load0
+        ticks = [b - a for a, b in zip(ticks0, ticks1, strict=True)]
+        ncpu = os.cpu_count() or 1
+        per_tick = ncpu / max(sum(ticks), 1)
+        used = {
+            "server other threads": rest / wall,
+            "server main thread": main / wall,
+            "load generator": load / wall,
+            "idle": ticks[3] * per_tick,
+            "steal": ticks[7] * per_tick,
+        }
+        used["rest of the machine"] = ncpu - sum(used.values())
+        return {k: round(v, 3) for k, v in used.items()}

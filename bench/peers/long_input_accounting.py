@@ -18,8 +18,6 @@ bench/results/long-input-accounting.json.
 from __future__ import annotations
 
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,34 +26,16 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).parent))
 import run
 import servers
 from paired import head, options
 
-from bench.lib import batches
+from bench.lib import batches, usage
 
 OUT = run.ROOT / "bench" / "results" / "long-input-accounting.json"
 ORDER = ["outpost-fp32", "infinity-optimum"]
 CLIENTS = (8, 32)
-
-
-def machine_ticks() -> list[int]:
-    """The first line of /proc/stat: user nice system idle iowait irq softirq steal."""
-    with open("/proc/stat") as f:
-        return [int(x) for x in f.readline().split()[1:9]]
-
-
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds each thread of `pid` has used."""
-    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
-
-
-def children_cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime
 
 
 def window(
@@ -87,42 +67,29 @@ def window(
         "--warmup",
         str(run.WARMUP_S),
     ]
-    before_children = children_cpu()
+    split = usage.CoreSplit(server_pid)
+    split.before_load()
     gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     time.sleep(run.WARMUP_S)
-    gen_t = psutil.Process(gen.pid).cpu_times()
-    gen_start = gen_t.user + gen_t.system
-    threads0, ticks0 = thread_cpu(server_pid), machine_ticks()
+    split.start(gen.pid)
     metrics0 = batches.counters(base, model) if model else None
     t0 = time.perf_counter()
     out, _ = gen.communicate(timeout=duration + 120)
     wall = time.perf_counter() - t0
-    threads1, ticks1 = thread_cpu(server_pid), machine_ticks()
+    cores = split.cores()
     metrics1 = batches.counters(base, model) if model else None
     if gen.returncode != 0:
         raise RuntimeError("load generator failed")
     result = json.loads(out)
-    main = threads1.get(server_pid, 0.0) - threads0.get(server_pid, 0.0)
-    others = sum(cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items() if tid != server_pid)
-    generator = children_cpu() - before_children - gen_start
-    ticks = [b - a for a, b in zip(ticks0, ticks1, strict=True)]
-    cores = (os.cpu_count() or 1) / sum(ticks)  # ticks -> cores used over the window
-    idle, steal = ticks[3] * cores, ticks[7] * cores
-    used = {
-        "server other threads (engine)": others / wall,
-        "server main thread": main / wall,
-        "load generator": generator / wall,
-        "idle": idle,
-        "steal": steal,
-    }
-    used["rest of the machine"] = (os.cpu_count() or 1) - sum(used.values())
     served = result["sentences_per_s"]
     row = {
         "clients": clients,
         "inputs_per_s": served,
         "p99_ms": result["p99_ms"],
-        "cores": {k: round(v, 3) for k, v in used.items()},
-        "engine_cpu_ms_per_input": round(others / max(served * wall, 1) * 1000, 2),
+        "cores": cores,
+        "engine_cpu_ms_per_input": round(
+            cores["server other threads"] / max(served, 1e-9) * 1000, 2
+        ),
     }
     if metrics0 is not None and metrics1 is not None:
         stats = batches.stats(metrics0, metrics1)

@@ -722,11 +722,30 @@ def _tracing(data: dict[str, Any]) -> str:
         "full": "on, sampling 1.0",
     }
     batch = data.get("mean_batch_median", {})
+    loop = {
+        k: v.get("main thread", "-")
+        for k, v in data.get("origin_cpu_us_per_request_median", {}).items()
+    }
+    idle = {k: v.get("idle", "-") for k, v in data.get("cores_median", {}).items()}
     rows = [
-        (labels[k], rps.get(k, "-"), "1" if k == "off" else ratios.get(k, "-"), batch.get(k, "-"))
+        (
+            labels[k],
+            rps.get(k, "-"),
+            "1" if k == "off" else ratios.get(k, "-"),
+            batch.get(k, "-"),
+            loop.get(k, "-"),
+            idle.get(k, "-"),
+        )
         for k in ("off", "default", "full")
     ]
-    header = ["tracing", "req/s (median)", "ratio to off (median of rounds)", "inputs per batch"]
+    header = [
+        "tracing",
+        "req/s (median)",
+        "ratio to off (median of rounds)",
+        "inputs per batch",
+        "event loop CPU per request (µs)",
+        "idle cores",
+    ]
     return (
         f"`{data.get('model')}` at {data.get('clients')} clients, {data.get('rounds')} rounds of "
         f"{data.get('seconds_per_cell')} s per setting in rotating order, measured "

@@ -8,6 +8,7 @@ import json
 import math
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -135,6 +136,39 @@ def test_cpu_accounting_counts_a_busy_process_and_divides_per_request() -> None:
     assert usage.cpu_per_request({"a": 0.5, "b": 1e-9}, 1000) == {"a": 500}
     assert usage.cpu_per_request({"a": 0.0123456}, 1000, ndigits=2) == {"a": 12.35}
     assert usage.cpu_shares({"a": 3.0, "b": 1.0, "c": 0.0}) == {"a": 0.75, "b": 0.25}
+
+
+def _spinner(seconds: float, in_thread: bool) -> list[str]:
+    spin = f"end = time.process_time() + {seconds}\n    while time.process_time() < end: pass"
+    code = f"import threading, time\ndef spin():\n    {spin}\n"
+    if in_thread:
+        code += "t = threading.Thread(target=spin); t.start(); time.sleep(3); t.join()"
+    else:
+        code += "spin()"
+    return [sys.executable, "-c", code]
+
+
+def test_core_split_puts_each_busy_thread_and_the_load_generator_in_its_part() -> None:
+    # the "server" spins in a worker thread while its main thread sleeps
+    server = subprocess.Popen(_spinner(2.0, in_thread=True))
+    try:
+        time.sleep(0.3)
+        split = usage.CoreSplit(server.pid)
+        split.before_load()
+        load = subprocess.Popen(_spinner(0.4, in_thread=False))
+        time.sleep(0.1)
+        split.start(load.pid)
+        load.wait(10)
+        time.sleep(0.3)
+        cores = split.cores()
+    finally:
+        server.kill()
+        server.wait()
+    assert cores["server other threads"] >= 0.5, cores
+    assert cores["server main thread"] <= 0.1, cores
+    assert cores["load generator"] >= 0.15, cores
+    # the parts never add up to more than the machine has
+    assert cores["rest of the machine"] >= -0.1, cores
 
 
 def test_edge_settings_are_outpost_edge_variables_in_json() -> None:
