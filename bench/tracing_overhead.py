@@ -1,7 +1,7 @@
 """Tracing overhead at the origin (a benchmark, not a test).
 
     .venv/bin/python bench/tracing_overhead.py [--models-dir models] [--model minilm]
-        [--clients 32] [--seconds 20] [--rounds 5]
+        [--clients 32] [--seconds 20] [--rounds 5] [--sampling RATIO]
 
 Three origin processes serve the same model: tracing off, tracing on at the default sampling
 (`OUTPOST_TRACING_SAMPLE_RATIO` unset, i.e. `TracingSettings().sample_ratio`), and tracing on at
@@ -219,10 +219,18 @@ def main() -> None:
     parser = cli.model_parser(__doc__.split("\n\n")[0], RESULTS, 20.0, ROOT)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--sampling",
+        type=float,
+        default=None,
+        help="measure this sample ratio in the default's place (an operator's choice)",
+    )
     args = parser.parse_args()
     from origin.tracing import TracingSettings
 
     default_ratio = TracingSettings.model_fields["sample_ratio"].default
+    if args.sampling is not None:
+        default_ratio = args.sampling
     from bench.lib.components import ensure_demo_models
 
     ensure_demo_models(args.models_dir)
@@ -231,7 +239,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     cells: dict[str, dict[str, Any]] = {}
     try:
-        for name, ratio in (("off", None), ("default", "default"), ("full", "1.0")):
+        chosen = "default" if args.sampling is None else str(args.sampling)
+        for name, ratio in (("off", None), ("default", chosen), ("full", "1.0")):
             port = free_port()
             tracing: dict[str, str] = {"OUTPOST_TRACING_ENABLED": "false"}
             sink = None

@@ -1201,6 +1201,10 @@ _ELSEWHERE = {
     "threads-spin.json": ("onnxruntime threads spinning or sleeping", "models.md"),
     "vault_storage.json": ("Vault's storage under device registrations", "vault.md"),
     "long-inputs.json": ("long inputs: the engine's limit, infinity-emb", "benchmarks-peers.md"),
+    "tracing-unsampled.json": (
+        "tracing on with nothing sampled (`--sampling 0.0`)",
+        "dev/performance.md",
+    ),
     "long-input-accounting.json": (
         "long inputs: where the cores go, Outpost and infinity-emb",
         "benchmarks-peers.md",
