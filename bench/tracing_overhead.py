@@ -226,6 +226,10 @@ def main() -> None:
         help="measure this sample ratio in the default's place (an operator's choice)",
     )
     args = parser.parse_args()
+    if args.rounds < 1 or args.clients < 1:
+        parser.error("--rounds and --clients must be at least 1")
+    if args.sampling is not None and not 0 <= args.sampling <= 1:
+        parser.error("--sampling is a ratio between 0 and 1")
     from origin.tracing import TracingSettings
 
     default_ratio = TracingSettings.model_fields["sample_ratio"].default
