@@ -1,6 +1,7 @@
 """Device trust through the whole edge pipeline (in-process, tests/edge/harness.py): a token
 bound to a device key (`cnf.jkt`) needs a fresh DPoP proof from that key on every request, cache
-hits included, and replicas sharing Redis refuse a proof another accepted; app attestation per
+hits included, and replicas sharing Redis refuse a proof another accepted (each refuses its
+own when Redis is down); app attestation per
 route class refuses, counts or ignores what fails.
 The attestation issuer here is the in-memory one of the harness, App Check-shaped (Google's
 endpoint cannot be reached from here)."""
@@ -168,6 +169,39 @@ async def test_replicas_sharing_redis_refuse_a_proof_another_replica_accepted(
         assert limited.status_code == 429, limited.text
         assert len([k async for k in client.scan_iter("dpop|*")]) == 3  # not the refused one
         await client.aclose()
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+async def test_with_redis_down_a_replica_still_refuses_a_proof_it_accepted(
+    make_edge: Any, mem_issuer: Issuer, device: DeviceKey, redis: RedisServer, monkeypatch: Any
+) -> None:
+    """The quota store's fail mode `local`: with Redis stopped, requests are charged per replica
+    and each replica's own replay cache still refuses a proof it accepted; a proof replayed to
+    another replica then gets through, as docs/device-trust.md says."""
+    from tests.edge.harness import FakePlatform
+
+    stores: list[RedisStore] = []
+
+    def shared(self: Any, config: Any) -> RedisStore:
+        stores.append(RedisStore(config.quota_redis_url, config.quota_timeout_seconds))
+        return stores[-1]
+
+    monkeypatch.setattr(FakePlatform, "quota_store", shared)
+    settings = {"quota_store": "redis", "quota_redis_url": redis.url, "quota_fail_mode": "local"}
+    first, second = make_edge(settings), make_edge(settings)
+    token = bound_token(mem_issuer, device)
+    try:
+        assert (await call(first, token, device.proof("POST", URL, token))).status_code == 200
+        redis.stop()
+        proof = device.proof("POST", URL, token)
+        served = await call(first, token, proof, text="y")
+        assert served.status_code == 200, served.text
+        assert first.metric("outpost_edge_quota_store_errors_total") >= 1
+        replayed = await call(first, token, proof, text="y")
+        assert_dpop_refusal(replayed, "invalid_dpop_proof")
+        assert (await call(second, token, proof, text="y")).status_code == 200  # per replica
     finally:
         for store in stores:
             await store.aclose()
