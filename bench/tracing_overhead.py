@@ -307,6 +307,7 @@ def main() -> None:
         "seconds_per_cell": args.seconds,
         "rounds": args.rounds,
         "default_sample_ratio": default_ratio,
+        "sampling_chosen": args.sampling is not None,  # --sampling: not the default's ratio
         "rps_median": {
             n: statistics.median(x["rps"] for x in c["rounds"]) for n, c in cells.items()
         },

@@ -718,7 +718,9 @@ def _tracing(data: dict[str, Any]) -> str:
     }
     labels = {
         "off": "off",
-        "default": f"on, default sampling ({data.get('default_sample_ratio')})",
+        "default": f"on, sampling {data.get('default_sample_ratio')}"
+        if data.get("sampling_chosen")
+        else f"on, default sampling ({data.get('default_sample_ratio')})",
         "full": "on, sampling 1.0",
     }
     batch = data.get("mean_batch_median", {})

@@ -232,6 +232,39 @@ def test_fairness_results_show_the_victims_p99_against_its_bound(
         hooks.generators.benchmarks_reference()
 
 
+def test_tracing_results_show_the_event_loop_cost_and_name_a_chosen_sampling(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hooks = _load_hooks()
+    monkeypatch.setattr(hooks.generators, "RESULTS_DIR", tmp_path)
+    result = {
+        "model": "minilm",
+        "clients": 32,
+        "rounds": 8,
+        "seconds_per_cell": 20.0,
+        "date": "2026-12-06",
+        "machine": "x86_64 2 cores",
+        "default_sample_ratio": 0.1,
+        "target_default_vs_off": 0.97,
+        "rps_median": {"off": 300.0, "default": 290.0, "full": 250.0},
+        "mean_batch_median": {"off": 30.0, "default": 29.0, "full": 27.0},
+        "ratio_default_vs_off": {"median": 0.967},
+        "ratio_full_vs_off": {"median": 0.85},
+        "origin_cpu_us_per_request_median": {
+            "off": {"main thread": 644.0},
+            "default": {"main thread": 803.0},
+            "full": {"main thread": 1033.0},
+        },
+        "cores_median": {"off": {"idle": 0.2}, "default": {"idle": 0.24}, "full": {"idle": 0.29}},
+    }
+    (tmp_path / "tracing.json").write_text(json.dumps(result))
+    text = hooks.generators.benchmarks_reference()
+    assert "| on, default sampling (0.1) | 290.0 | 0.967 | 29.0 | 803.0 | 0.24 |" in text
+    (tmp_path / "tracing.json").write_text(json.dumps({**result, "sampling_chosen": True}))
+    text = hooks.generators.benchmarks_reference()
+    assert "| on, sampling 0.1 | 290.0 |" in text and "default sampling (0.1)" not in text
+
+
 def test_benchmark_tables_label_every_result_and_show_no_raw_key(
     site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
