@@ -1203,6 +1203,7 @@ _ELSEWHERE = {
     "threads-spin.json": ("onnxruntime threads spinning or sleeping", "models.md"),
     "vault_storage.json": ("Vault's storage under device registrations", "vault.md"),
     "long-inputs.json": ("long inputs: the engine's limit, infinity-emb", "benchmarks-peers.md"),
+    "peers-epyc.json": ("the peers matrix rerun on an AMD EPYC host", "benchmarks-peers.md"),
     "tracing-unsampled.json": (
         "tracing on with nothing sampled (`--sampling 0.0`)",
         "dev/performance.md",
