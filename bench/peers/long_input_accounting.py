@@ -49,24 +49,7 @@ def window(
 ) -> dict:
     """One window of `clients` closed-loop clients of single long inputs, and where the cores
     went during its measured part."""
-    argv = [
-        sys.executable,
-        str(Path(__file__).with_name("loadgen.py")),
-        "--url",
-        base + launch.embeddings_path,
-        "--model",
-        launch.model,
-        "--inputs",
-        str(inputs),
-        "--concurrency",
-        str(clients),
-        "--batch",
-        "1",
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(run.WARMUP_S),
-    ]
+    argv = run.loadgen_argv(base, launch, inputs, 1, clients, duration)
     split = usage.CoreSplit(server_pid)
     split.before_load()
     gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

@@ -128,17 +128,11 @@ def running(spec: servers.ServerSpec, ctx: dict, tag: str, start_timeout: float 
 
 
 # ---------------------------------------------------------------- load
-def run_cell(
-    base: str,
-    launch: servers.Launch,
-    inputs: dict[str, Path],
-    kind: str,
-    batch: int,
-    conc: int,
-    duration: float,
-    sampler: RssSampler,
-) -> dict:
-    sampler.reset_window()
+def loadgen_argv(
+    base: str, launch: servers.Launch, inputs: Path, batch: int, conc: int, duration: float
+) -> list[str]:
+    """The load generator's command line for one cell against `base` (with the launch's
+    headers), `WARMUP_S` discarded before its `duration`."""
     argv = [
         sys.executable,
         str(Path(__file__).with_name("loadgen.py")),
@@ -147,7 +141,7 @@ def run_cell(
         "--model",
         launch.model,
         "--inputs",
-        str(inputs[kind]),
+        str(inputs),
         "--concurrency",
         str(conc),
         "--batch",
@@ -159,6 +153,21 @@ def run_cell(
     ]
     for name, value in launch.headers.items():
         argv += ["--header", f"{name}: {value}"]
+    return argv
+
+
+def run_cell(
+    base: str,
+    launch: servers.Launch,
+    inputs: dict[str, Path],
+    kind: str,
+    batch: int,
+    conc: int,
+    duration: float,
+    sampler: RssSampler,
+) -> dict:
+    sampler.reset_window()
+    argv = loadgen_argv(base, launch, inputs[kind], batch, conc, duration)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
